@@ -1,0 +1,270 @@
+"""Machine descriptions: YAML layers merged into one validated ``Machine``.
+
+Layers, later ones winning key by key:
+
+1. the package's built-in ``default`` block and the embedded ``localhost``;
+2. ``default:`` blocks and machine entries in the project's ``machines/*.yml``;
+3. the same in the personal, git-ignored ``machines/machines_user.yml``;
+4. ``key=value`` words on the doit command line (``doit machine=x cores=8``).
+
+A machine may name a parent with ``extends:``; the parent's merged settings
+are its starting point.  Every error names the file, line and key, and a
+misspelt key gets the nearest known one as a suggestion.
+"""
+
+import difflib
+import os
+import re
+
+import yaml
+
+from . import ConfigError
+
+BUILTIN = os.path.join(os.path.dirname(__file__), "machines.yml")
+USER_FILE = "machines_user.yml"
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def _str_or_none(v):
+    return v is None or isinstance(v, str)
+
+
+def _int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _pos_int(v):
+    return _int(v) and v > 0
+
+
+def _number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
+
+
+def _str_list(v):
+    return isinstance(v, list) and all(isinstance(x, str) for x in v)
+
+
+def _str_map(v):
+    return isinstance(v, dict) and all(isinstance(k, str) and isinstance(x, (str, int, float, bool))
+                                       for k, x in v.items())
+
+
+#: key -> (check, what the check wants, help)
+SCHEMA = {
+    "description": (_str_or_none, "a string", "one line about the machine"),
+    "extends": (_str_or_none, "a machine name", "start from this machine's settings"),
+    "host": (_str_or_none, "a host name or null", "SSH host; null runs on this computer"),
+    "user": (_str_or_none, "a user name or null", "SSH user name"),
+    "port": (_pos_int, "a positive integer", "SSH port"),
+    "identity_file": (_str_or_none, "a path or null", "SSH private key on this computer"),
+    "known_hosts": (_str_or_none, "a path or null", "extra known_hosts file to trust"),
+    "scheduler": (lambda v: isinstance(v, str), "a scheduler name", "batch system"),
+    "run_command": (lambda v: isinstance(v, str), "a string",
+                    "launcher prefix, e.g. 'srun -n $cores' ($cores, $nodes, $corespernode)"),
+    "jobscript": (_str_or_none, "a template name or null", "jobscript template (default <scheduler>.sh.j2)"),
+    "modules": (_str_list, "a list of strings", "module commands, e.g. 'load gcc/12' or 'gcc/12'"),
+    "module_init": (_str_or_none, "a path or null", "file sourced to define 'module' before loading"),
+    "remote_root": (lambda v: isinstance(v, str) and v != "", "a path", "work root on the machine"),
+    "cores": (_pos_int, "a positive integer", "default cores per run"),
+    "corespernode": (_pos_int, "a positive integer", "cores of one node"),
+    "make_jobs": (_pos_int, "a positive integer", "parallel compile jobs"),
+    "max_job_name_chars": (_pos_int, "a positive integer", "longest job name the scheduler takes"),
+    "partition": (_str_or_none, "a string or null", "scheduler partition/queue"),
+    "account": (_str_or_none, "a string or null", "budget code"),
+    "qos": (_str_or_none, "a string or null", "quality of service"),
+    "env": (_str_map, "a mapping of names to values", "environment for builds and jobs"),
+    "cmake": (lambda v: isinstance(v, str) and v != "", "a command", "cmake executable on the machine"),
+    "cmake_options": (_str_map, "a mapping of names to values", "CMake -D options for every recipe"),
+    "poll_interval": (_number, "a positive number", "first wait between job polls, seconds"),
+    "poll_max": (_number, "a positive number", "longest wait between job polls, seconds"),
+}
+
+NEEDED = ("scheduler", "remote_root")
+
+
+class Layer:
+    """Settings from one place, with the line each key stands on."""
+
+    def __init__(self, values, where, lines=None):
+        self.values = values
+        self.where = where            # file name or "command line"
+        self.lines = lines or {}
+
+    def at(self, key):
+        line = self.lines.get(key)
+        return "%s:%d" % (self.where, line) if line else self.where
+
+
+class Machine:
+    """A merged, validated machine description; settings read as attributes."""
+
+    def __init__(self, name, settings, origins):
+        self.name = name
+        self._settings = settings
+        self._origins = origins       # key -> "file:line"
+
+    def __getattr__(self, key):
+        try:
+            return self._settings[key]
+        except KeyError:
+            raise AttributeError(key)
+
+    def where(self, key):
+        return self._origins.get(key, "defaults")
+
+    def as_dict(self):
+        return dict(self._settings)
+
+    @property
+    def is_local(self):
+        return self.host is None
+
+
+def load_yaml(path):
+    """Parse ``path`` into {name: Layer}, keeping line numbers of each key."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except OSError as exc:
+        raise ConfigError("%s: cannot read: %s" % (path, exc.strerror))
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = ":%d" % (mark.line + 1) if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError("%s%s: YAML syntax error: %s" % (path, line, problem))
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError("%s:1: expected a mapping of machine names to settings" % path)
+    layers = {}
+    for key_node, value_node in node.value:
+        name = key_node.value
+        line = key_node.start_mark.line + 1
+        value = data[name]
+        if value is None:
+            value = {}
+        if not isinstance(value, dict):
+            raise ConfigError("%s:%d: machine '%s' must be a mapping of settings" % (path, line, name))
+        lines = {}
+        if isinstance(value_node, yaml.MappingNode):
+            for k, _v in value_node.value:
+                lines[k.value] = k.start_mark.line + 1
+        layer = Layer(value, path, lines)
+        layer.name_line = line
+        layers[name] = layer
+    return layers
+
+
+def _check_layer(layer, label):
+    for key, value in layer.values.items():
+        if key not in SCHEMA:
+            near = difflib.get_close_matches(str(key), SCHEMA, n=1)
+            hint = " (did you mean '%s'?)" % near[0] if near else ""
+            raise ConfigError("%s: %s: unknown key '%s'%s" % (layer.at(key), label, key, hint))
+        check, wants, _help = SCHEMA[key]
+        if not check(value):
+            raise ConfigError("%s: %s: key '%s' must be %s, not %r"
+                              % (layer.at(key), label, key, wants, value))
+
+
+def parse_overrides(words):
+    """Turn command-line ``key=value`` strings into a Layer.
+
+    Values are read as YAML (``cores=8`` is a number, ``modules=[a, b]`` a
+    list) unless the key wants a string and the text is one.
+    """
+    values = {}
+    for key, text in words.items():
+        try:
+            value = yaml.safe_load(text) if text != "" else None
+        except yaml.YAMLError:
+            value = text
+        check = SCHEMA.get(key, (None,))[0]
+        if check is not None and not check(value) and check(text):
+            value = text
+        values[key] = value
+    return Layer(values, "command line")
+
+
+class Catalogue:
+    """All machines a project can see, ready to merge on request."""
+
+    def __init__(self, project_dir):
+        self.files = [BUILTIN]
+        mdir = os.path.join(project_dir, "machines")
+        if os.path.isdir(mdir):
+            names = sorted(f for f in os.listdir(mdir)
+                           if f.endswith((".yml", ".yaml")) and f != USER_FILE)
+            self.files += [os.path.join(mdir, f) for f in names]
+            user = os.path.join(mdir, USER_FILE)
+            if os.path.exists(user):
+                self.files.append(user)
+        self.defaults = []            # Layers named "default", in order
+        self.entries = {}             # name -> [Layer, ...] in order
+        for path in self.files:
+            for name, layer in load_yaml(path).items():
+                if name == "default":
+                    self.defaults.append(layer)
+                else:
+                    if not NAME_RE.match(name):
+                        raise ConfigError("%s:%d: machine name %r may use only letters, digits, '_', '.', '-'"
+                                          % (path, layer.name_line, name))
+                    self.entries.setdefault(name, []).append(layer)
+
+    def names(self):
+        return sorted(self.entries)
+
+    def machine(self, name, overrides=None):
+        """Merge and validate machine ``name``; ``overrides`` is a command-line Layer."""
+        if name not in self.entries:
+            near = difflib.get_close_matches(name, self.entries, n=1)
+            hint = " (did you mean '%s'?)" % near[0] if near else ""
+            raise ConfigError("unknown machine '%s'%s; known machines: %s"
+                              % (name, hint, ", ".join(self.names())))
+        settings, origins = {}, {}
+        for layer in self.defaults:
+            _check_layer(layer, "default")
+            _apply(settings, origins, layer)
+        for layer in self._chain(name, []):
+            _check_layer(layer, "machine '%s'" % name if layer.values is not None else name)
+            _apply(settings, origins, layer)
+        if overrides is not None and overrides.values:
+            _check_layer(overrides, "machine '%s'" % name)
+            _apply(settings, origins, overrides)
+        settings.pop("extends", None)
+        for key in NEEDED:
+            if settings.get(key) in (None, ""):
+                raise ConfigError("machine '%s': required key '%s' is not set" % (name, key))
+        for key in SCHEMA:
+            settings.setdefault(key, None)
+        return Machine(name, settings, origins)
+
+    def _chain(self, name, seen):
+        """The layers of ``name``, its ``extends`` parents' first."""
+        if name in seen:
+            raise ConfigError("machine '%s': 'extends' loops: %s" % (name, " -> ".join(seen + [name])))
+        layers = self.entries.get(name)
+        if layers is None:
+            raise ConfigError("machine '%s' extends unknown machine '%s'" % (seen[-1], name))
+        parent = None
+        for layer in layers:
+            if layer.values.get("extends"):
+                parent = layer.values["extends"]
+        chain = self._chain(parent, seen + [name]) if parent else []
+        return chain + layers
+
+
+def _apply(settings, origins, layer):
+    for key, value in layer.values.items():
+        if isinstance(value, dict) and isinstance(settings.get(key), dict):
+            merged = dict(settings[key])
+            merged.update(value)
+            settings[key] = merged
+        else:
+            settings[key] = value
+        origins[key] = layer.at(key)

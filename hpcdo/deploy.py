@@ -1,0 +1,525 @@
+"""One recipe on one machine: each step's signature, its check, and its action.
+
+Signatures chain the steps together the way ``make`` would, but by content:
+
+==============  ==========================================================
+step            signature covers
+==============  ==========================================================
+clone           the source tree's file contents (or git URL and ref)
+configure       CMake options, CMakeLists/*.cmake contents, modules, env
+compile         configure's signature and the whole source tree
+send_geometry   the geometry file's content
+submit          the executable's hash, the geometry's, the run's
+                settings and the rendered jobscript's text
+wait            the submitted job has completed with exit code 0
+fetch_results   the local copy holds the results the machine now has
+==============  ==========================================================
+
+Every step's stamp lives on the machine (see :mod:`hpcdo.remote.scripts`),
+so a fresh clone of the project, with no local state, reruns only what the
+machine lacks.  The submit signature uses the *built* executable's hash, so
+a rebuild that produces the same binary (a scratch purge of the build
+directory, a comment edit) does not spend core hours on the same jobs again.
+"""
+
+import datetime
+import io
+import json
+import os
+import shutil
+import string
+import subprocess
+import tarfile
+import tempfile
+import threading
+import time
+
+from . import ConfigError, HpcdoError, RemoteError
+from . import jobscript as jobscripts
+from . import signature
+from .recipe import Git, OPTION_RE
+from .remote import scripts
+from .schedulers.base import JobState
+
+PROVENANCE = "hpcdo-provenance.json"
+
+
+class Deployment:
+    def __init__(self, session, recipe, project_dir, templates):
+        self.session = session
+        self.machine = session.machine
+        self.recipe = recipe
+        self.project_dir = project_dir
+        self.templates = templates
+        name = recipe.name
+        self.dir = name
+        self.src = name + "/src"
+        self.build = name + "/build"
+        self.keys = {"clone": "clone:" + name, "configure": "configure:" + name,
+                     "compile": "compile:" + name}
+        self._cache = {}
+        self._lock = threading.RLock()
+        session.deployments.append(self)
+
+    # -- where things are ---------------------------------------------------
+    def geometry_key(self, gname):
+        return "geometry:%s/%s" % (self.recipe.name, gname)
+
+    def geometry_dir(self, gname):
+        return "%s/geometry/%s" % (self.dir, gname)
+
+    def geometry_file(self, gname):
+        return os.path.basename(self.recipe.geometries[gname])
+
+    def run_key(self, run):
+        return "run:%s/%s" % (self.recipe.name, run.name)
+
+    def run_dir(self, run):
+        return "%s/runs/%s" % (self.dir, run.name)
+
+    def results_dir(self, run):
+        return os.path.join(self.project_dir, "results", self.machine.name, run.name)
+
+    def _local(self, path):
+        return os.path.join(self.project_dir, path)
+
+    def probe_items(self):
+        stamps = [
+            (self.keys["clone"], self.src + "/.hpcdo-stamp", [self.src]),
+            (self.keys["configure"], self.build + "/.hpcdo-configure", [self.build + "/CMakeCache.txt"]),
+            (self.keys["compile"], self.build + "/.hpcdo-compile",
+             [self.build + "/" + self.recipe.executable]),
+        ]
+        for gname in self.recipe.geometries:
+            d = self.geometry_dir(gname)
+            stamps.append((self.geometry_key(gname), d + "/.hpcdo-stamp", [d + "/" + self.geometry_file(gname)]))
+        runs = [(self.run_key(run), self.run_dir(run), run.outputs) for run in self.recipe.runs.values()]
+        return stamps, runs
+
+    # -- signatures -----------------------------------------------------------
+    def _memo(self, key, compute):
+        with self._lock:
+            if key not in self._cache:
+                self._cache[key] = compute()
+            return self._cache[key]
+
+    def manifest(self):
+        source = self.recipe.source
+        return self._memo("manifest", lambda: signature.tree_manifest(
+            self._local(source.path), signature.DEFAULT_EXCLUDE + source.exclude))
+
+    def clone_sig(self):
+        source = self.recipe.source
+        if isinstance(source, Git):
+            return signature.digest("git", source.url, source.ref)
+        return signature.manifest_digest(self.manifest())
+
+    def source_version(self):
+        """What identifies the source's content: the tree hash or the cloned commit."""
+        if isinstance(self.recipe.source, Git):
+            stamp = self.session.stamp(self.keys["clone"]) or {}
+            return stamp.get("commit", "")
+        return self.clone_sig()
+
+    def cmake_options(self):
+        options = self.recipe.cmake_options_for(self.machine)
+        for name in options:
+            if not OPTION_RE.match(str(name)):
+                raise ConfigError("machine %s: %r is not a CMake option name" % (self.machine.name, name))
+        return options
+
+    def setup(self):
+        m = self.machine
+        env = dict(m.env or {})
+        env.update(self.recipe.env)
+        return scripts.setup_lines(list(m.modules or []) + self.recipe.modules, m.module_init, env)
+
+    def configure_sig(self):
+        if isinstance(self.recipe.source, Git):
+            cmake_files = self.source_version()
+        else:
+            cmake_files = signature.manifest_digest(self.manifest(), only=signature.CMAKE_FILES)
+        return signature.digest("configure", cmake_files, self.cmake_options(), self.setup(),
+                                self.machine.cmake)
+
+    def compile_sig(self):
+        return signature.digest("compile", self.configure_sig(), self.source_version(),
+                                self.recipe.build_target, self.recipe.executable)
+
+    def geometry_sig(self, gname):
+        path = self._local(self.recipe.geometries[gname])
+        if not os.path.isfile(path):
+            raise ConfigError("recipe %s: geometry %s: file %s does not exist"
+                              % (self.recipe.name, gname, self.recipe.geometries[gname]))
+        return self._memo("geometry:" + gname, lambda: signature.file_sha256(path))
+
+    def cores(self, run):
+        return run.cores or self.machine.cores
+
+    def command(self, run):
+        """The job's command line: the machine's launcher, the executable, quoted arguments."""
+        cores = self.cores(run)
+        values = {"cores": cores, "nodes": run.nodes or 1,
+                  "corespernode": self.machine.corespernode or cores}
+        try:
+            launcher = string.Template(self.machine.run_command or "").substitute(values)
+        except (KeyError, ValueError) as exc:
+            raise ConfigError("machine %s: run_command %r: unknown variable %s (known: $cores, $nodes, "
+                              "$corespernode)" % (self.machine.name, self.machine.run_command, exc))
+        geometry = self.geometry_file(run.geometry) if run.geometry else None
+        argv = ["./" + os.path.basename(self.recipe.executable)] + run.argv(cores, geometry)
+        return (launcher + " " if launcher.strip() else "") + " ".join(scripts.q(a) for a in argv)
+
+    def jobscript(self, run):
+        m = self.machine
+        context = {
+            "job_name": self.session.scheduler.job_name(self.recipe.name, run.name, m.max_job_name_chars),
+            "recipe": self.recipe.name, "run": run.name, "machine": m.name,
+            "cores": self.cores(run), "nodes": run.nodes, "walltime": run.walltime,
+            "partition": m.partition, "account": m.account, "qos": m.qos,
+            "corespernode": m.corespernode,
+            "setup": self.setup() + ["export %s=%s" % (k, scripts.q(v)) for k, v in sorted(run.env.items())],
+            "command": self.command(run),
+        }
+        name = m.jobscript or self.session.scheduler.template
+        return self._memo("jobscript:" + run.name, lambda: jobscripts.render(self.templates, name, context))
+
+    def submit_sig(self, run):
+        stamp = self.session.stamp(self.keys["compile"]) or {}
+        binary = stamp.get("binary")
+        if not binary:
+            return None
+        geometry = self.geometry_sig(run.geometry) if run.geometry else None
+        return signature.digest("submit", binary, geometry, run.spec(), self.jobscript(run))
+
+    # -- up-to-date checks (called by doit; they never raise) --------------------
+    def clone_current(self):
+        stamp = self.session.stamp(self.keys["clone"])
+        return bool(stamp) and stamp.get("sig") == self.clone_sig()
+
+    def configure_current(self):
+        stamp = self.session.stamp(self.keys["configure"])
+        return bool(stamp) and stamp.get("sig") == self.configure_sig()
+
+    def compile_current(self):
+        stamp = self.session.stamp(self.keys["compile"])
+        return bool(stamp) and stamp.get("sig") == self.compile_sig()
+
+    def geometry_current(self, gname):
+        stamp = self.session.stamp(self.geometry_key(gname))
+        return bool(stamp) and stamp.get("sig") == self.geometry_sig(gname)
+
+    def submit_current(self, run):
+        info = self.session.job(self.run_key(run))
+        sig = self.submit_sig(run)
+        return bool(sig) and info["sig"] == sig and (info["state"].active or info["state"].done)
+
+    def wait_current(self, run):
+        info = self.session.job(self.run_key(run))
+        sig = self.submit_sig(run)
+        return bool(sig) and info["sig"] == sig and info["state"].done
+
+    def fetch_current(self, run):
+        info = self.session.job(self.run_key(run))
+        prov = read_provenance(self.results_dir(run))
+        if not prov or not info["state"].done or not info["fingerprint"]:
+            return False
+        if prov.get("signature") != info["sig"] or prov.get("fingerprint") != info["fingerprint"]:
+            return False
+        return all(os.path.exists(os.path.join(self.results_dir(run), f)) for f in prov.get("files", []))
+
+    # -- actions ------------------------------------------------------------------
+    def do_clone(self):
+        source = self.recipe.source
+        remote = self.session.remote
+        root = self.machine.remote_root
+        sig = self.clone_sig()
+        if isinstance(source, Git):
+            result = remote.run(scripts.git_clone_script(root, self.src, source.url, source.ref, sig),
+                                what="clone " + self.recipe.name)
+            commit = _tagged(result.text, "@commit")
+            self.session.set_stamp(self.keys["clone"], {"sig": sig, "commit": commit})
+            return "cloned %s at %s" % (source.url, commit)
+        manifest = self.manifest()
+        # What the machine really holds decides what to send, not the stamp:
+        # after a cut-short sync the stamp is gone but most files are there.
+        result = remote.run(scripts.manifest_script(root, self.src), what="list source")
+        remote_manifest = scripts.parse_manifest(result.text)
+        changed = sorted(p for p, h in manifest.items() if remote_manifest.get(p) != h)
+        deleted = sorted(p for p in remote_manifest if p not in manifest)
+        data = _tar_bytes(self._local(source.path), changed, deleted)
+        stamp = json.dumps({"sig": sig})
+        remote.run(scripts.sync_script(root, self.src, stamp), stdin=data,
+                   what="sync %d files" % len(changed))
+        self.session.set_stamp(self.keys["clone"], {"sig": sig})
+        return "synced %d changed and %d deleted files (%d bytes)" % (len(changed), len(deleted), len(data))
+
+    def do_configure(self):
+        options = self.cmake_options()
+        old = self.session.stamp(self.keys["configure"]) or {}
+        removed = set(old.get("options", {})) - set(options)
+        sig = self.configure_sig()
+        stamp = {"sig": sig, "options": options}
+        script = scripts.configure_script(self.machine.remote_root, self.dir, self.setup(),
+                                          self.machine.cmake, options, removed, json.dumps(stamp))
+        result = self.session.remote.run(script, what="configure " + self.recipe.name, check=False)
+        self.session.set_stamp(self.keys["compile"], None)
+        if result.exit_code != 0:
+            self.session.set_stamp(self.keys["configure"], None)
+            raise RemoteError("configure of %s on %s failed:\n%s"
+                              % (self.recipe.name, self.machine.name, result.tail(25)))
+        self.session.set_stamp(self.keys["configure"], stamp)
+        return result.text
+
+    def do_compile(self):
+        jobs = self.recipe.make_jobs or self.machine.make_jobs
+        sig = self.compile_sig()
+        script = scripts.compile_script(self.machine.remote_root, self.dir, self.setup(), self.machine.cmake,
+                                        jobs, self.recipe.build_target, self.recipe.executable, sig)
+        result = self.session.remote.run(script, what="compile " + self.recipe.name, check=False)
+        if result.exit_code != 0:
+            self.session.set_stamp(self.keys["compile"], None)
+            raise RemoteError("compile of %s on %s failed:\n%s"
+                              % (self.recipe.name, self.machine.name, result.tail(25)))
+        binary = _tagged(result.text, "@binary")
+        self.session.set_stamp(self.keys["compile"], {"sig": sig, "binary": binary})
+        return result.text
+
+    def do_send_geometry(self, gname):
+        path = self._local(self.recipe.geometries[gname])
+        sig = self.geometry_sig(gname)
+        size = os.path.getsize(path)
+        stamp = {"sig": sig}
+        script = scripts.upload_script(self.machine.remote_root, self.geometry_dir(gname),
+                                       self.geometry_file(gname), size, json.dumps(stamp))
+        with open(path, "rb") as fh:
+            self.session.remote.run(script, stdin=fh, what="send geometry %s (%d bytes)" % (gname, size))
+        self.session.set_stamp(self.geometry_key(gname), stamp)
+        return "sent %s (%d bytes)" % (gname, size)
+
+    def do_submit(self, run):
+        key = self.run_key(run)
+        sig = self.submit_sig(run)
+        if not sig:
+            raise HpcdoError("run %s: the executable's hash is unknown; compile first" % run.name)
+        for attempt in range(30):
+            info = self.session.job(key)
+            if info["sig"] == sig and (info["state"].active or info["state"].done):
+                self.session.monitor.track(key, self.run_dir(run), run.outputs)
+                return "job %s for these inputs is already %s" % (info["id"], info["state"].value)
+            if info["sig"] != sig and info["state"].active:
+                raise HpcdoError(
+                    "run %s: job %s for earlier inputs is still %s on %s; wait for it or cancel it "
+                    "before submitting the new inputs" % (run.name, info["id"], info["state"].value,
+                                                           self.machine.name))
+            links = [("../../build/" + self.recipe.executable, os.path.basename(self.recipe.executable))]
+            if run.geometry:
+                links.append(("../../geometry/%s/%s" % (run.geometry, self.geometry_file(run.geometry)),
+                              self.geometry_file(run.geometry)))
+            script = scripts.submit_script(self.machine.remote_root, self.run_dir(run), info["id"], sig,
+                                           links, run.outputs, self.session.scheduler)
+            result = self.session.remote.run(script, stdin=self.jobscript(run).encode(),
+                                             what="submit " + run.name)
+            outcome, detail = scripts.parse_submit(result.text)
+            if outcome == "submitted":
+                self.session.set_job(key, {"sig": sig, "id": detail}, JobState.PENDING)
+                self.session.monitor.track(key, self.run_dir(run), run.outputs)
+                return "submitted job %s" % detail
+            if outcome == "error":
+                raise RemoteError("run %s: submission on %s failed: %s" % (run.name, self.machine.name, detail))
+            # busy or changed: another invocation is submitting or has just
+            # submitted this run; look again at what the machine now holds.
+            if outcome == "busy":
+                time.sleep(min(0.5 * (attempt + 1), 5))
+            self.session.monitor.track(key, self.run_dir(run), run.outputs)
+            self.session.monitor.refresh(key)
+        raise RemoteError("run %s: another hpcdo kept the run's submission lock; try again later" % run.name)
+
+    def do_wait(self, run):
+        key = self.run_key(run)
+        self.session.monitor.track(key, self.run_dir(run), run.outputs)
+        info = self.session.monitor.wait(key)
+        if info["state"].done:
+            return "job %s completed" % info["id"]
+        tail = self.session.remote.run(scripts.tail_script(self.machine.remote_root, self.run_dir(run)),
+                                       what="tail " + run.name, check=False).text.rstrip()
+        code = "" if info["code"] is None else ", exit code %s" % info["code"]
+        raise HpcdoError("run %s: job %s on %s ended %s%s; it will be resubmitted on the next call. "
+                         "Last lines of job.out:\n%s" % (run.name, info["id"], self.machine.name,
+                                                         info["state"].value.upper(), code,
+                                                         tail or "(job.out is empty or missing)"))
+
+    def do_fetch(self, run):
+        key = self.run_key(run)
+        info = self.session.job(key)
+        final = self.results_dir(run)
+        parent = os.path.dirname(final)
+        os.makedirs(parent, exist_ok=True)
+        incoming = tempfile.mkdtemp(prefix=".%s.incoming-" % run.name, dir=parent)
+        try:
+            archive = os.path.join(incoming, ".hpcdo-download.tar")
+            skip = [os.path.basename(self.recipe.executable)]
+            if run.geometry:
+                skip.append(self.geometry_file(run.geometry))
+            with open(archive, "wb") as sink:
+                self.session.remote.run(scripts.fetch_script(self.machine.remote_root, self.run_dir(run),
+                                                             run.outputs, skip),
+                                        sink=sink, what="fetch " + run.name)
+            fingerprint, files = _unpack(archive, incoming)
+            os.remove(archive)
+            prov = self.provenance(run, info, fingerprint, files, incoming)
+            with open(os.path.join(incoming, PROVENANCE), "w") as fh:
+                json.dump(prov, fh, indent=2, sort_keys=True)
+                fh.write("\n")
+            _replace_dir(incoming, final)
+        finally:
+            if os.path.isdir(incoming):
+                shutil.rmtree(incoming, ignore_errors=True)
+        info["fingerprint"] = fingerprint
+        self.session.set_job(key, info)
+        return "fetched %d files into %s" % (len(files), os.path.relpath(final, self.project_dir))
+
+    def provenance(self, run, info, fingerprint, files, results):
+        m = self.machine
+        source = self.recipe.source
+        prov = {
+            "machine": m.name, "host": self.session.remote.host, "scheduler": m.scheduler,
+            "recipe": self.recipe.name, "run": run.name, "job_id": info["id"],
+            "signature": info["sig"], "fingerprint": fingerprint, "files": sorted(files),
+            "source": source.describe(), "source_version": self.source_version(),
+            "cmake_options": self.cmake_options(), "modules": list(m.modules or []) + self.recipe.modules,
+            "run_settings": run.spec(), "jobscript": self.jobscript(run),
+            "binary_sha256": (self.session.stamp(self.keys["compile"]) or {}).get("binary"),
+            "started_at": _marker_time(os.path.join(results, "job.started")),
+            "finished_at": _marker_time(os.path.join(results, "job.exit")),
+            "fetched_at": _now(),
+        }
+        if not isinstance(source, Git):
+            prov["git"] = _git_revision(self._local(source.path))
+        return prov
+
+    def cold(self):
+        """Remove the machine's source and build trees, then clone, configure and compile."""
+        self.session.remote.run(scripts.remove_script(self.machine.remote_root, [self.src, self.build]),
+                                what="remove " + self.recipe.name)
+        for key in self.keys.values():
+            self.session.set_stamp(key, None)
+        return "\n".join([self.do_clone(), self.do_configure(), self.do_compile()])
+
+    def status_rows(self):
+        """(step, state) rows for the status table."""
+        rows = [
+            ("clone", self.clone_current()),
+            ("configure", self.configure_current()),
+            ("compile", self.compile_current()),
+        ]
+        rows += [("send_geometry:" + g, self.geometry_current(g)) for g in self.recipe.geometries]
+        out = [(name, "up to date" if ok else "stale") for name, ok in rows]
+        for run in self.recipe.runs.values():
+            info = self.session.job(self.run_key(run))
+            current = info["sig"] and info["sig"] == self.submit_sig(run)
+            job = "%s %s" % (info["id"], info["state"].value) if info["id"] else "never submitted"
+            if info["id"] and not current:
+                job += " (older inputs)"
+            fetched = "fetched" if self.fetch_current(run) else "not fetched"
+            out.append(("run " + run.name, "%s, %s" % (job, fetched)))
+        return out
+
+
+def _tagged(text, tag):
+    for line in text.splitlines():
+        if line.startswith(tag + " "):
+            return line.split(None, 1)[1].strip()
+    return ""
+
+
+def _tar_bytes(root, changed, deleted):
+    """A tar of the changed files, plus a list of deletions, in memory."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for rel in changed:
+            path = os.path.join(root, rel)
+            info = tar.gettarinfo(path, arcname=rel)
+            if info.issym() or info.islnk():
+                info = tar.gettarinfo(os.path.realpath(path), arcname=rel)
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            with open(path, "rb") as fh:
+                tar.addfile(info, fh)
+        if deleted:
+            data = ("\n".join(deleted) + "\n").encode()
+            info = tarfile.TarInfo(".hpcdo-delete")
+            info.size = len(data)
+            info.mtime = int(time.time())
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def _unpack(archive, dest):
+    """Read the fingerprint line, then extract the tar safely into ``dest``.
+
+    The ``data`` filter refuses absolute names, ``..`` and links that point
+    outside ``dest``, so a remote run directory cannot write elsewhere.
+    """
+    with open(archive, "rb") as fh:
+        fingerprint = fh.readline().decode("utf-8", "replace").strip()
+        offset = fh.tell()
+        fh.seek(offset)
+        try:
+            with tarfile.open(fileobj=fh, mode="r:") as tar:
+                members = tar.getmembers()
+                for member in members:
+                    if member.name.startswith("/") or ".." in member.name.split("/"):
+                        raise RemoteError("refusing result file %r: it would land outside results/"
+                                          % member.name)
+                tar.extractall(dest, members=members, filter="data")
+                files = [m.name for m in members if m.isfile()]
+        except (tarfile.TarError, EOFError) as exc:
+            raise RemoteError("the results archive is damaged or cut short: %s" % exc)
+    return fingerprint, files
+
+
+def _replace_dir(new, final):
+    """Put ``new`` where ``final`` is, never leaving a half-written ``final``."""
+    old = None
+    if os.path.exists(final):
+        old = final + ".old-%d" % os.getpid()
+        os.rename(final, old)
+    os.rename(new, final)
+    if old:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def read_provenance(results_dir):
+    try:
+        with open(os.path.join(results_dir, PROVENANCE)) as fh:
+            return json.load(fh)
+    except (OSError, ValueError):
+        return None
+
+
+def _marker_time(path):
+    """The time in a job.started/job.exit marker ("<pid or code> <epoch>"), as ISO text."""
+    try:
+        with open(path) as fh:
+            epoch = int(fh.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def _git_revision(path):
+    try:
+        rev = subprocess.run(["git", "-C", path, "rev-parse", "HEAD"], capture_output=True,
+                             text=True, timeout=10)
+        if rev.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "-C", path, "status", "--porcelain", "--", "."],
+                               capture_output=True, text=True, timeout=10)
+        return {"commit": rev.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _now():
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")

@@ -1,0 +1,54 @@
+"""Jobscripts: Jinja2 templates rendered with strict undefined.
+
+Templates are looked up first in the project's ``jobscripts/`` (so a
+machine-specific script can ``{% extends "slurm.sh.j2" %}`` and override a
+block) and then beside the schedulers in the package.  An undefined
+variable is an error, never an empty string; values that go into scheduler
+directives pass the ``directive`` filter, which refuses anything but plain
+text, and shell values pass ``q``, which quotes them.
+"""
+
+import os
+import shlex
+
+import jinja2
+
+from . import ConfigError
+from .schedulers.base import SAFE_DIRECTIVE
+
+BUILTIN_DIR = os.path.join(os.path.dirname(__file__), "schedulers")
+
+
+def _directive(value):
+    text = str(value)
+    if not SAFE_DIRECTIVE.match(text):
+        raise ConfigError("value %r cannot go into a scheduler directive (letters, digits and "
+                          "_.,:=+@%%/- only)" % text)
+    return text
+
+
+def environment(project_dir):
+    loader = jinja2.ChoiceLoader([
+        jinja2.FileSystemLoader(os.path.join(project_dir, "jobscripts")),
+        jinja2.FileSystemLoader(BUILTIN_DIR),
+    ])
+    env = jinja2.Environment(loader=loader, undefined=jinja2.StrictUndefined,
+                             keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
+                             autoescape=False)
+    env.filters["q"] = lambda v: shlex.quote(str(v))
+    env.filters["directive"] = _directive
+    return env
+
+
+def render(env, name, context):
+    """Render template ``name``; any template problem becomes one ConfigError line."""
+    try:
+        return env.get_template(name).render(**context)
+    except jinja2.TemplateNotFound as exc:
+        raise ConfigError("jobscript template %s not found (looked in jobscripts/ and the "
+                          "built-in templates)" % exc.name)
+    except jinja2.UndefinedError as exc:
+        raise ConfigError("jobscript template %s: %s" % (name, exc.message))
+    except jinja2.TemplateSyntaxError as exc:
+        raise ConfigError("%s:%s: jobscript template syntax error: %s"
+                          % (exc.filename or name, exc.lineno, exc.message))

@@ -1,0 +1,153 @@
+"""A project: its dodo.py directory, its machines, its recipes, one chosen machine.
+
+``dodo.py`` needs two lines::
+
+    from hpcdo.project import dodo
+    globals().update(dodo(__file__))
+
+which read ``machine=`` (default ``localhost``) and any ``key=value``
+overrides from the doit command line, load ``machines/`` and every recipe
+in ``recipes/``, and hand doit the tasks.  Any problem with them ends the
+program with one ``hpcdo: error: ...`` line and exit status 2.
+"""
+
+import importlib.util
+import os
+import sys
+import traceback
+
+from . import ConfigError, HpcdoError
+from . import config
+from . import jobscript
+from . import tasks
+from .deploy import Deployment
+from .recipe import Recipe
+from .session import Session
+
+DEFAULT_MACHINE = "localhost"
+
+
+def load_recipes(project_dir):
+    """Run every ``recipes/*.py`` and collect the Recipe objects they create."""
+    rdir = os.path.join(project_dir, "recipes")
+    if not os.path.isdir(rdir):
+        raise ConfigError("no recipes/ directory in %s" % project_dir)
+    recipes = []
+    for fname in sorted(os.listdir(rdir)):
+        if not fname.endswith(".py") or fname.startswith("_"):
+            continue
+        path = os.path.join(rdir, fname)
+        module = _exec_recipe(path, project_dir)
+        found = []
+        for value in vars(module).values():
+            if isinstance(value, Recipe) and all(value is not r for r in found):
+                found.append(value)
+        if not found:
+            raise ConfigError("%s: defines no Recipe" % os.path.relpath(path, project_dir))
+        for recipe in found:
+            recipe.base_dir = project_dir
+            recipe.path = path
+        recipes += found
+    if not recipes:
+        raise ConfigError("recipes/ holds no recipe files")
+    _check_unique(recipes)
+    return recipes
+
+
+def _exec_recipe(path, project_dir):
+    rel = os.path.relpath(path, project_dir)
+    name = "hpcdo_recipe_" + os.path.splitext(os.path.basename(path))[0].replace("-", "_")
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as exc:
+        raise ConfigError("%s:%s: syntax error: %s" % (rel, exc.lineno, exc.msg))
+    except Exception as exc:
+        line = None
+        for frame in traceback.extract_tb(exc.__traceback__):
+            if os.path.abspath(frame.filename) == os.path.abspath(path):
+                line = frame.lineno
+        where = "%s:%s" % (rel, line) if line else rel
+        if isinstance(exc, HpcdoError):
+            raise ConfigError("%s: %s" % (where, exc))
+        raise ConfigError("%s: the recipe raised %s: %s" % (where, type(exc).__name__, exc))
+    return module
+
+
+def _check_unique(recipes):
+    seen = {}
+    for recipe in recipes:
+        for kind, names in (("recipe", [recipe.name]), ("run", recipe.runs), ("geometry", recipe.geometries)):
+            for name in names:
+                other = seen.get((kind, name))
+                if other is not None and other is not recipe:
+                    raise ConfigError("%s name %r is used by both recipe %s and recipe %s"
+                                      % (kind, name, other.name, recipe.name))
+                seen[(kind, name)] = recipe
+
+
+def command_line_vars(argv):
+    """The ``key=value`` words of a doit command line."""
+    found = {}
+    for word in argv:
+        if "=" in word and not word.startswith("-"):
+            key, value = word.split("=", 1)
+            found[key] = value
+    return found
+
+
+class Project:
+    def __init__(self, project_dir, machine_name=DEFAULT_MACHINE, overrides=None):
+        self.dir = os.path.abspath(project_dir)
+        self.catalogue = config.Catalogue(self.dir)
+        layer = config.parse_overrides(overrides or {})
+        self.machine = self.catalogue.machine(machine_name, layer)
+        self.recipes = load_recipes(self.dir)
+        self.session = Session(self.machine)
+        templates = jobscript.environment(self.dir)
+        self.deployments = [Deployment(self.session, r, self.dir, templates) for r in self.recipes]
+
+    def status_table(self):
+        rows = [("machine", "%s (%s, %s)" % (self.machine.name, self.session.remote.host,
+                                             self.machine.scheduler))]
+        for dep in self.deployments:
+            rows.append(("recipe", dep.recipe.name))
+            rows += dep.status_rows()
+        width = max(len(a) for a, _b in rows)
+        return "\n".join("%-*s  %s" % (width, a, b) for a, b in rows)
+
+
+def dodo(dodo_file, argv=None):
+    """The globals a ``dodo.py`` needs: DOIT_CONFIG and the task generator."""
+    argv = sys.argv[1:] if argv is None else argv
+    words = command_line_vars(argv)
+    machine = words.pop("machine", None) or DEFAULT_MACHINE
+    project_dir = os.path.dirname(os.path.abspath(dodo_file))
+    try:
+        project = Project(project_dir, machine, words)
+    except HpcdoError as exc:
+        sys.stderr.write("hpcdo: error: %s\n" % exc)
+        sys.exit(2)
+    state_dir = os.path.join(project_dir, ".hpcdo")
+    os.makedirs(state_dir, exist_ok=True)
+
+    def task_hpcdo():
+        try:
+            yield from tasks.generate(project)
+        except HpcdoError as exc:
+            sys.stderr.write("hpcdo: error: %s\n" % exc)
+            sys.exit(2)
+
+    task_hpcdo.__doc__ = "hpcdo tasks"
+    return {
+        "DOIT_CONFIG": {
+            "default_tasks": ["fetch_results"],
+            # doit's own record is a cache only: the machine holds the truth
+            "dep_file": os.path.join(state_dir, "doit-%s.db" % project.machine.name),
+            "backend": "sqlite3",
+            "verbosity": 1,
+        },
+        "task_hpcdo": task_hpcdo,
+        "hpcdo_project": project,
+    }

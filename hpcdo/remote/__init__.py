@@ -1,0 +1,1 @@
+"""Everything that touches a machine: the connection, its scripts, transfers."""

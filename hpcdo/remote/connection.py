@@ -1,0 +1,314 @@
+"""One object owns one connection to one machine; everything remote goes through it.
+
+A *remote* runs POSIX shell scripts on a machine and streams bytes in and
+out of them.  Transfers are shell scripts too (``tar`` reading stdin or
+writing stdout), so uploading many files, checking every step's state or
+submitting a job each costs one round trip.
+
+``LocalRemote`` is the embedded ``localhost`` machine: the same scripts run
+through ``sh -c`` on this computer, in a session of their own, exactly as
+they would over SSH.  ``SSHRemote`` opens one fabric connection lazily, on
+first use, and shares it between threads (doit ``-n N -P thread``).
+"""
+
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+from .. import RemoteError
+from . import trace
+
+CHUNK = 1 << 16
+
+
+class Result:
+    """What a remote script returned."""
+
+    def __init__(self, exit_code, stdout, stderr):
+        self.exit_code = exit_code
+        self.stdout = stdout
+        self.stderr = stderr
+
+    @property
+    def text(self):
+        return self.stdout.decode("utf-8", "replace") if self.stdout is not None else ""
+
+    @property
+    def error_text(self):
+        return self.stderr.decode("utf-8", "replace")
+
+    def tail(self, lines=20):
+        """The last lines of stderr and stdout, for error messages."""
+        both = (self.error_text.strip() + "\n" + self.text.strip()).strip()
+        return "\n".join(both.splitlines()[-lines:])
+
+
+def _chunks(stdin):
+    """Normalise what may be fed to a script's stdin into byte chunks."""
+    if stdin is None:
+        return
+    if isinstance(stdin, (bytes, bytearray)):
+        for i in range(0, len(stdin), CHUNK):
+            yield bytes(stdin[i:i + CHUNK])
+    elif hasattr(stdin, "read"):
+        while True:
+            block = stdin.read(CHUNK)
+            if not block:
+                return
+            yield block
+    else:
+        for block in stdin:
+            if block:
+                yield block
+
+
+class Remote:
+    """Base class: ``run`` a script, count it, raise on failure when asked."""
+
+    #: shown in trace lines and messages
+    host = "?"
+    #: True if the remote work must survive this process (not needed locally)
+    is_local = False
+
+    def run(self, script, stdin=None, sink=None, what="", check=True):
+        """Run ``script`` with ``sh -c`` and return a :class:`Result`.
+
+        ``stdin`` may be bytes, a binary file or an iterable of byte chunks;
+        it is streamed while stdout is read, so uploads and downloads of any
+        size never sit in memory.  With ``sink`` (a binary file) stdout is
+        written there instead of being collected.  ``what`` labels the trace
+        line.  With ``check``, a non-zero exit raises :class:`RemoteError`.
+        """
+        counter = _Counter()
+        start = time.monotonic()
+        try:
+            result = self._run(script, _counted(_chunks(stdin), counter), sink, counter)
+        finally:
+            trace.record("run", self.host, time.monotonic() - start,
+                         counter.sent, counter.received, what)
+        if check and result.exit_code != 0:
+            raise RemoteError("%s on %s failed (exit %s): %s" % (
+                what or "remote command", self.host, result.exit_code,
+                result.tail(8) or "no output"))
+        return result
+
+    def _run(self, script, chunks, sink, counter):
+        raise NotImplementedError
+
+    def close(self):
+        pass
+
+
+class _Counter:
+    def __init__(self):
+        self.sent = 0
+        self.received = 0
+
+
+def _counted(chunks, counter):
+    for block in chunks:
+        counter.sent += len(block)
+        yield block
+
+
+def _collect(read, sink, counter):
+    """Read a stream to its end into ``sink`` or a bytes object."""
+    parts = []
+    while True:
+        block = read(CHUNK)
+        if not block:
+            break
+        counter.received += len(block)
+        if sink is not None:
+            sink.write(block)
+        else:
+            parts.append(block)
+    return None if sink is not None else b"".join(parts)
+
+
+class LocalRemote(Remote):
+    """The embedded localhost machine: scripts run here, in their own session.
+
+    The own session mirrors SSH: a Ctrl-C in the terminal running doit does
+    not reach remote work by itself.  If doit is interrupted while a script
+    runs, the script's process group is sent SIGTERM (scripts that must not
+    be cut short, such as job submission, ignore it) and the interrupt goes on.
+    """
+
+    is_local = True
+
+    def __init__(self, name="localhost"):
+        self.host = name
+
+    def _run(self, script, chunks, sink, counter):
+        proc = subprocess.Popen(
+            ["sh", "-c", script], cwd=os.path.expanduser("~"),
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            start_new_session=True)
+        try:
+            out, err = _pump(chunks, proc.stdin.write, proc.stdin.close,
+                             proc.stdout.read, proc.stderr.read, sink, counter)
+            code = proc.wait()
+        except BaseException:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            raise
+        return Result(code, out, err)
+
+
+def _pump(chunks, write, close, read_out, read_err, sink, counter):
+    """Feed stdin and drain stderr in threads while stdout is read here.
+
+    Returns (stdout bytes or None when sunk, stderr bytes).  An exception
+    raised while producing the stdin data is re-raised here.
+    """
+    errs, err_out = [], []
+    feeder = threading.Thread(target=_feed, args=(chunks, write, close, errs))
+    reader = threading.Thread(target=lambda: err_out.append(_collect(read_err, None, _Counter())))
+    feeder.start()
+    reader.start()
+    try:
+        out = _collect(read_out, sink, counter)
+    finally:
+        feeder.join()
+        reader.join()
+    if errs:
+        raise errs[0]
+    return out, b"".join(err_out)
+
+
+def _feed(chunks, write, close, errs):
+    try:
+        for block in chunks:
+            write(block)
+    except (BrokenPipeError, OSError, socket.error):
+        pass  # the script stopped reading; its exit code tells what happened
+    except Exception as exc:  # an error producing the data itself
+        errs.append(exc)
+    finally:
+        try:
+            close()
+        except (OSError, socket.error):
+            pass
+
+
+class SSHRemote(Remote):
+    """One SSH connection, opened on first use and shared by all threads.
+
+    Host keys are always verified: the system and user ``known_hosts`` files
+    are loaded, plus the machine's own ``known_hosts`` if it names one, and an
+    unknown or changed key refuses the connection with a message saying how
+    to check and trust it.
+    """
+
+    def __init__(self, host, user=None, port=22, identity_file=None,
+                 known_hosts=None, connect_timeout=30, name=None):
+        self.hostname = host
+        self.user = user
+        self.port = int(port or 22)
+        self.identity_file = identity_file
+        self.known_hosts = known_hosts
+        self.connect_timeout = connect_timeout
+        self.name = name or host
+        self.host = "%s@%s:%d" % (user, host, self.port) if user else "%s:%d" % (host, self.port)
+        self._conn = None
+        self._lock = threading.Lock()
+
+    # -- connection -------------------------------------------------------
+    def _transport(self):
+        with self._lock:
+            if self._conn is None or not self._conn.is_connected:
+                self._conn = self._open()
+            return self._conn.transport
+
+    def _open(self):
+        import fabric
+        import paramiko
+
+        kwargs = {}
+        if self.identity_file:
+            path = os.path.expanduser(self.identity_file)
+            if not os.path.exists(path):
+                raise RemoteError("machine %s: identity_file %s does not exist" % (self.name, path))
+            kwargs["key_filename"] = [path]
+        conn = fabric.Connection(self.hostname, user=self.user, port=self.port,
+                                 connect_timeout=self.connect_timeout,
+                                 connect_kwargs=kwargs)
+        client = conn.client
+        client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        for path in self._known_hosts_files(conn):
+            try:
+                client.load_host_keys(path)
+            except (IOError, paramiko.SSHException) as exc:
+                raise RemoteError("cannot read known_hosts file %s: %s" % (path, exc))
+        start = time.monotonic()
+        try:
+            conn.open()
+        except paramiko.BadHostKeyException as exc:
+            raise RemoteError(
+                "host key of %s has CHANGED (got %s %s): refusing to connect. If the site "
+                "announced a new key, check its fingerprint with them, remove the old entry "
+                "(ssh-keygen -R '[%s]:%d') and trust the new one"
+                % (self._where(), exc.key.get_name(), exc.key.get_fingerprint().hex(),
+                   self.hostname, self.port))
+        except paramiko.SSHException as exc:
+            if "not found in known_hosts" in str(exc):
+                raise RemoteError(
+                    "host key of %s is not known: refusing to connect. Check the key's "
+                    "fingerprint with the site, then trust it with: ssh-keyscan -p %d %s >> %s"
+                    % (self._where(), self.port, self.hostname,
+                       self.known_hosts or "~/.ssh/known_hosts"))
+            raise RemoteError("cannot connect to %s: %s" % (self._where(), exc))
+        except (socket.error, EOFError) as exc:
+            raise RemoteError("cannot connect to %s: %s" % (self._where(), exc))
+        finally:
+            trace.record("connect", self.host, time.monotonic() - start, what="connect")
+        conn.transport.set_keepalive(30)
+        return conn
+
+    def _known_hosts_files(self, conn):
+        files = []
+        for path in ("~/.ssh/known_hosts", conn.ssh_config.get("userknownhostsfile"), self.known_hosts):
+            if not path:
+                continue
+            for one in str(path).split():
+                one = os.path.expanduser(one)
+                if os.path.exists(one) and one not in files:
+                    files.append(one)
+        if self.known_hosts and os.path.expanduser(self.known_hosts) not in files:
+            raise RemoteError("machine %s: known_hosts file %s does not exist"
+                              % (self.name, self.known_hosts))
+        return files
+
+    def _where(self):
+        return "machine %s (%s)" % (self.name, self.host)
+
+    # -- commands ---------------------------------------------------------
+    def _run(self, script, chunks, sink, counter):
+        transport = self._transport()
+        try:
+            chan = transport.open_session()
+            chan.exec_command("sh -c " + shlex.quote(script))
+        except (socket.error, EOFError, Exception) as exc:
+            raise RemoteError("lost the connection to %s: %s" % (self._where(), exc))
+        try:
+            out, err = _pump(chunks, chan.sendall, chan.shutdown_write,
+                             chan.recv, chan.recv_stderr, sink, counter)
+            code = chan.recv_exit_status()
+        finally:
+            chan.close()
+        if code == -1:
+            raise RemoteError("lost the connection to %s while a command ran" % self._where())
+        return Result(code, out, err)
+
+    def close(self):
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None

@@ -1,0 +1,356 @@
+"""The remote protocol: every shell script hpcdo runs on a machine, and its parser.
+
+Each function returns one POSIX ``sh`` script; each script is one round
+trip.  Every value from a recipe, a machine file or the command line enters
+a script through :func:`q` (``shlex.quote``); the only unquoted text is
+hpcdo's own code and output patterns, which the recipe API restricts to
+plain glob characters.  Paths are relative to the work root ``$R``, which
+every script enters first.
+
+State on the machine, under ``$R/<recipe>/``:
+
+``src/``, ``src/.hpcdo-stamp``
+    the synced or cloned source and the signature it matches
+``build/``, ``build/.hpcdo-configure``, ``build/.hpcdo-compile``
+    the CMake build directory and the stamps of the two steps
+``geometry/<name>/<file>``, ``geometry/<name>/.hpcdo-stamp``
+    an uploaded geometry and its content hash
+``runs/<run>/``
+    the run directory: ``job.sh``, ``job.sig`` (inputs), ``job.id``,
+    ``job.started`` and ``job.exit`` (written by the jobscript), outputs
+
+A stamp is written last, after its step succeeded, and removed first when
+the step starts again, so an interrupted step is never taken as done.
+"""
+
+import re
+import shlex
+
+from .. import ConfigError
+
+q = shlex.quote
+
+ROOT_RE = re.compile(r"^(~|\$\{?[A-Za-z_][A-Za-z0-9_]*\}?)?(/?[^\n\0]*)$")
+
+
+def root_expr(remote_root):
+    """A shell expression for the work root: ``~`` and one leading ``$VAR`` expand, the rest is literal."""
+    m = ROOT_RE.match(remote_root)
+    if not m:
+        raise ConfigError("remote_root %r: only a leading ~ or $VARIABLE may be expanded" % remote_root)
+    head, rest = m.group(1), m.group(2)
+    if head == "~":
+        head = '"$HOME"'
+    elif head:
+        head = '"$%s"' % head.strip("${}")
+    elif not rest.startswith("/"):
+        head, rest = '"$HOME"', "/" + rest
+    return (head or "") + (q(rest) if rest else "")
+
+
+HASH_FN = ('h() { if command -v sha256sum >/dev/null 2>&1; then sha256sum | cut -c1-64; '
+           'else cksum | tr " " -; fi; }')
+
+
+def prelude(remote_root):
+    """Enter the work root (creating it) and define the helpers all scripts use."""
+    return "\n".join([
+        "set -u",
+        "R=%s" % root_expr(remote_root),
+        'mkdir -p "$R" && cd "$R" || { echo "hpcdo: cannot use the work root $R" >&2; exit 97; }',
+        HASH_FN,
+        # fingerprint of a run's results: listing of marker and output files
+        'fp() { ls -lnd -- job.exit job.id $1 2>/dev/null | cksum; }',
+        "",
+    ])
+
+
+def setup_lines(modules, module_init, env):
+    """Shell lines that load modules and export variables, for builds and jobs."""
+    lines = []
+    if module_init:
+        lines.append(". %s" % q(module_init))
+    for entry in modules:
+        words = entry.split()
+        if not words:
+            continue
+        if words[0] not in ("load", "unload", "swap", "switch", "purge", "use", "unuse", "restore"):
+            words = ["load"] + words
+        lines.append("module " + " ".join(q(w) for w in words))
+    for key, value in sorted(env.items()):
+        lines.append("export %s=%s" % (key, q(str(value))))
+    return lines
+
+
+# -- the state probe ----------------------------------------------------------
+
+PROBE_FNS = r"""
+s() { k=$1; f=$2; shift 2; for p in "$@"; do [ -e "$p" ] || { printf '@s\t%s\t\n' "$k"; return 0; }; done
+  if [ -f "$f" ]; then printf '@s\t%s\t%s\n' "$k" "$(cat "$f")"; else printf '@s\t%s\t\n' "$k"; fi; }
+ids=
+j() { k=$1; d=$2
+  if [ -d "$d" ]; then
+    sig=$(cat "$d/job.sig" 2>/dev/null); id=$(cat "$d/job.id" 2>/dev/null); ex=$(cat "$d/job.exit" 2>/dev/null); f=
+    if [ -n "$ex" ]; then f=$(cd "$d" && fp "$3"); elif [ -n "$id" ]; then ids="$ids${ids:+,}$id"; fi
+    printf '@j\t%s\t%s\t%s\t%s\t%s\n' "$k" "$sig" "$id" "$ex" "$f"
+  else printf '@j\t%s\t\t\t\t\n' "$k"; fi; }
+"""
+
+
+def probe_script(remote_root, stamps, runs, scheduler):
+    """One script that reports every stamp and every run's job in one round trip.
+
+    ``stamps``: (key, stamp path, [paths that must exist]) triples.
+    ``runs``: (key, run directory, output patterns) triples.
+    Jobs with an id but no exit marker are looked up in the queue at the end.
+    """
+    out = [prelude(remote_root), PROBE_FNS]
+    for key, stamp, products in stamps:
+        out.append("s %s %s %s" % (q(key), q(stamp), " ".join(q(p) for p in products)))
+    for key, rundir, patterns in runs:
+        out.append("j %s %s %s" % (q(key), q(rundir), q(" ".join(patterns))))
+    out.append('if [ -n "$ids" ]; then echo @q; %s; fi' % scheduler.status_snippet())
+    out.append("exit 0")
+    return "\n".join(out) + "\n"
+
+
+def parse_probe(text, scheduler):
+    """(stamps {key: text or None}, jobs {key: dict}, queue {id: JobState})."""
+    stamps, jobs, queue_lines = {}, {}, []
+    in_queue = False
+    for line in text.splitlines():
+        if in_queue:
+            queue_lines.append(line)
+        elif line == "@q":
+            in_queue = True
+        elif line.startswith("@s\t"):
+            _tag, key, value = (line.split("\t", 2) + [""])[:3]
+            stamps[key] = value or None
+        elif line.startswith("@j\t"):
+            parts = (line.split("\t") + [""] * 6)[:6]
+            jobs[parts[1]] = {"sig": parts[2], "id": parts[3], "exit": parts[4], "fingerprint": parts[5]}
+    return stamps, jobs, scheduler.parse_status("\n".join(queue_lines))
+
+
+# -- source -----------------------------------------------------------------
+
+def manifest_script(remote_root, src):
+    """List ``sha256  ./path`` for every file of the remote source tree."""
+    return prelude(remote_root) + (
+        "cd %s 2>/dev/null || exit 0\n"
+        "command -v sha256sum >/dev/null 2>&1 || exit 0\n"
+        "find . -type f ! -name '.hpcdo-*' -exec sha256sum {} +\n" % q(src))
+
+
+def parse_manifest(text):
+    found = {}
+    for line in text.splitlines():
+        if line.startswith("\\") or "  ./" not in line:
+            continue            # escaped (odd) names are simply sent again
+        digest, path = line.split("  ./", 1)
+        found[path] = digest
+    return found
+
+
+def sync_script(remote_root, src, stamp_text):
+    """Unpack a tar of changed files from stdin into ``src``, apply deletions, stamp.
+
+    The stamp goes first and comes back last: a cut-short upload leaves no
+    stamp, and the next sync compares the files' real content again.
+    """
+    return prelude(remote_root) + (
+        "s=%(src)s\n"
+        'mkdir -p "$s" && rm -f "$s/.hpcdo-stamp" || exit 1\n'
+        'tar -xmf - -C "$s" || { echo "hpcdo: the source upload was cut short" >&2; exit 1; }\n'
+        'if [ -f "$s/.hpcdo-delete" ]; then\n'
+        '  while IFS= read -r f; do rm -f "$s/$f"; done < "$s/.hpcdo-delete"; rm -f "$s/.hpcdo-delete"\n'
+        "fi\n"
+        'printf "%%s\\n" %(stamp)s > "$s/.hpcdo-stamp.tmp" && mv -f "$s/.hpcdo-stamp.tmp" "$s/.hpcdo-stamp"\n'
+        % {"src": q(src), "stamp": q(stamp_text)})
+
+
+def git_clone_script(remote_root, src, url, ref, stamp_sig):
+    """Clone (or fetch) on the machine, check out ``ref``, stamp with the commit."""
+    return prelude(remote_root) + (
+        "s=%(src)s\n"
+        'rm -f "$s/.hpcdo-stamp"\n'
+        'if [ -d "$s/.git" ]; then git -C "$s" fetch --tags origin || exit 1\n'
+        'else rm -rf "$s" && git clone %(url)s "$s" || exit 1; fi\n'
+        'git -C "$s" checkout -q -f %(ref)s 2>/dev/null || git -C "$s" checkout -q -f origin/%(ref)s || exit 1\n'
+        'c=$(git -C "$s" rev-parse HEAD) || exit 1\n'
+        "printf '{\"sig\": \"%%s\", \"commit\": \"%%s\"}\\n' %(sig)s \"$c\" > \"$s/.hpcdo-stamp.tmp\" "
+        '&& mv -f "$s/.hpcdo-stamp.tmp" "$s/.hpcdo-stamp"\n'
+        'printf "@commit %%s\\n" "$c"\n'
+        % {"src": q(src), "url": q(url), "ref": q(ref), "sig": q(stamp_sig)})
+
+
+# -- build ------------------------------------------------------------------
+
+def configure_script(remote_root, recipe_dir, setup, cmake, options, removed, stamp_text):
+    """Run CMake in ``build/``; drop options that left the recipe with -U."""
+    args = ["-U" + q(name) for name in sorted(removed)]
+    for name, value in sorted(options.items()):
+        if isinstance(value, bool):
+            value = "ON" if value else "OFF"
+        args.append(q("-D%s=%s" % (name, value)))
+    return prelude(remote_root) + "\n".join(setup + [
+        "cd %s || exit 1" % q(recipe_dir),
+        "rm -f build/.hpcdo-configure build/.hpcdo-compile",
+        "mkdir -p build && cd build || exit 1",
+        "%s %s ../src > .hpcdo-configure.log 2>&1; rc=$?" % (_command(cmake), " ".join(args)),
+        "cat .hpcdo-configure.log",
+        '[ "$rc" -eq 0 ] || exit "$rc"',
+        'printf "%%s\\n" %s > .hpcdo-configure.tmp && mv -f .hpcdo-configure.tmp .hpcdo-configure'
+        % q(stamp_text),
+    ]) + "\n"
+
+
+def compile_script(remote_root, recipe_dir, setup, cmake, jobs, target, executable, sig):
+    """Build, hash the executable, stamp; prints ``@binary <hash>`` last."""
+    build = "%s --build . -j %d" % (_command(cmake), int(jobs))
+    if target:
+        build += " --target %s" % q(target)
+    return prelude(remote_root) + "\n".join(setup + [
+        "cd %s/build || exit 1" % q(recipe_dir),
+        "rm -f .hpcdo-compile",
+        "%s > .hpcdo-compile.log 2>&1; rc=$?" % build,
+        "cat .hpcdo-compile.log",
+        '[ "$rc" -eq 0 ] || exit "$rc"',
+        '[ -f %s ] || { echo "hpcdo: the build did not make %s" >&2; exit 1; }' % (q(executable), q(executable)),
+        "b=$(h < %s)" % q(executable),
+        "printf '{\"sig\": \"%%s\", \"binary\": \"%%s\"}\\n' %s \"$b\" > .hpcdo-compile.tmp "
+        "&& mv -f .hpcdo-compile.tmp .hpcdo-compile" % q(sig),
+        'printf "@binary %s\\n" "$b"',
+    ]) + "\n"
+
+
+def _command(text):
+    """A command setting such as ``cmake`` or ``/opt/cmake/bin/cmake -G Ninja``: quote each word."""
+    return " ".join(q(w) for w in shlex.split(text))
+
+
+# -- geometry -----------------------------------------------------------------
+
+def upload_script(remote_root, directory, filename, size, stamp_text):
+    """Receive one file on stdin; keep it only if all ``size`` bytes arrived."""
+    return prelude(remote_root) + (
+        "d=%(dir)s\n"
+        'mkdir -p "$d" && rm -f "$d/.hpcdo-stamp" || exit 1\n'
+        't="$d/.hpcdo-part.$$"\n'
+        'cat > "$t" || { rm -f "$t"; exit 1; }\n'
+        'n=$(wc -c < "$t" | tr -d " ")\n'
+        'if [ "$n" != %(size)s ]; then rm -f "$t"; '
+        'echo "hpcdo: upload cut short: $n of %(size)s bytes arrived" >&2; exit 1; fi\n'
+        'mv -f "$t" "$d"/%(file)s || exit 1\n'
+        'printf "%%s\\n" %(stamp)s > "$d/.hpcdo-stamp.tmp" && mv -f "$d/.hpcdo-stamp.tmp" "$d/.hpcdo-stamp"\n'
+        % {"dir": q(directory), "file": q(filename), "size": int(size), "stamp": q(stamp_text)})
+
+
+# -- jobs ---------------------------------------------------------------------
+
+#: files of hpcdo's own in a run directory, never taken for outputs
+RUN_FILES = ("previous", "submit.log", ".submit.lock", "job.sh.tmp", "job.id.tmp", "job.exit.tmp", "job.sig")
+
+
+def _each_output(patterns, skip, body):
+    """Shell that runs ``body`` with ``$f`` set to each existing output file."""
+    names = "|".join(q(n) for n in tuple(RUN_FILES) + tuple(skip))
+    return ('for p in %s; do for f in $p; do case $f in %s) ;; *) [ -e "$f" ] && %s;; esac; done; done'
+            % (" ".join(patterns), names, body))
+
+
+def submit_script(remote_root, rundir, expected_id, sig, links, patterns, scheduler):
+    """Submit the jobscript read from stdin, at most once per run.
+
+    The script takes a lock in the run directory and submits only if
+    ``job.id`` still holds ``expected_id`` (what the caller saw when it
+    decided to submit): a second invocation racing the first sees a changed
+    id and submits nothing.  It ignores hang-ups and interrupts so a dropped
+    connection or Ctrl-C cannot stop it between the submission and recording
+    the job id.  ``links``: (source relative to the run dir, name) pairs of
+    files to snapshot into the run directory (executable, geometry).
+    """
+    link_lines = []
+    for source, name in links:
+        link_lines.append('ln -f %s %s 2>/dev/null || cp -f %s %s || '
+                          '{ echo "@error cannot copy %s into the run directory" >&3; exit 1; }'
+                          % (q(source), q(name), q(source), q(name), name.replace('"', "")))
+    return prelude(remote_root) + "\n".join([
+        "d=%s" % q(rundir),
+        'mkdir -p "$d" && cd "$d" || exit 90',
+        "trap '' HUP INT TERM PIPE",
+        "exec 3>&1 >>submit.log 2>&1",
+        "now=$(date +%s)",
+        "if ! mkdir .submit.lock 2>/dev/null; then",
+        "  t=$(cat .submit.lock/t 2>/dev/null); t=${t:-0}",
+        '  if [ $((now - t)) -gt 120 ]; then rm -rf .submit.lock; mkdir .submit.lock 2>/dev/null || { echo @busy >&3; exit 0; }',
+        "  else echo @busy >&3; exit 0; fi",
+        "fi",
+        'echo "$now" > .submit.lock/t',
+        "trap 'rm -rf .submit.lock' EXIT",
+        "cur=$(cat job.id 2>/dev/null)",
+        'if [ "$cur" != %s ]; then printf "@changed %%s\\n" "$cur" >&3; exit 0; fi' % q(expected_id),
+        "cat > job.sh.tmp || exit 91",
+        # keep the previous attempt's files rather than overwrite them
+        'if [ -n "$cur" ]; then k="previous/$cur"; mkdir -p "$k"; %s; fi'
+        % _each_output(("job.sh", "job.out", "job.exit", "job.started") + tuple(patterns),
+                       [name for _src, name in links], 'mv -f "$f" "$k/"'),
+        "rm -f job.exit job.started job.id",
+    ] + link_lines + [
+        "mv -f job.sh.tmp job.sh",
+        'printf "%%s\\n" %s > job.sig' % q(sig),
+        '%s || { echo "@error the scheduler refused the job:" >&3; tail -n 5 submit.log >&3; exit 1; }'
+        % scheduler.submit_snippet(),
+        'printf "%s\\n" "$id" > job.id.tmp && mv -f job.id.tmp job.id',
+        'printf "@submitted %s\\n" "$id" >&3',
+    ]) + "\n"
+
+
+def parse_submit(text):
+    """('submitted'|'busy'|'changed'|'error', detail)."""
+    for line in text.splitlines():
+        if line.startswith("@submitted "):
+            return "submitted", line.split(None, 1)[1].strip()
+        if line == "@busy":
+            return "busy", ""
+        if line.startswith("@changed"):
+            return "changed", line[len("@changed"):].strip()
+        if line.startswith("@error"):
+            return "error", text[text.index("@error") + 7:].strip()
+    return "error", text.strip() or "no answer from the submit script"
+
+
+def poll_script(remote_root, runs, scheduler):
+    """The run part of the probe alone: markers and queue state of some runs."""
+    return probe_script(remote_root, [], runs, scheduler)
+
+
+def tail_script(remote_root, rundir, lines=20):
+    return prelude(remote_root) + "cd %s 2>/dev/null && tail -n %d job.out 2>/dev/null; exit 0\n" % (
+        q(rundir), int(lines))
+
+
+def cancel_script(remote_root, ids, scheduler):
+    return prelude(remote_root) + "ids=%s\n%s\n" % (q(",".join(ids)), scheduler.cancel_snippet())
+
+
+def fetch_script(remote_root, rundir, patterns, skip=()):
+    """Print the results' fingerprint on one line, then a tar of them.
+
+    ``skip``: names in the run directory that are not results (the
+    executable and geometry snapshots).
+    """
+    pats = " ".join(patterns)
+    return prelude(remote_root) + "\n".join([
+        'cd %s || { echo "hpcdo: the run directory is gone" >&2; exit 3; }' % q(rundir),
+        "set -- job.sh",
+        _each_output(("job.out", "job.exit", "job.id", "job.started") + tuple(patterns), ("job.sh",) + tuple(skip),
+                     'set -- "$@" "$f"'),
+        "fp %s" % q(pats),
+        'tar -cf - -- "$@"',
+    ]) + "\n"
+
+
+def remove_script(remote_root, paths):
+    """Delete paths under the work root (the ``cold`` task)."""
+    return prelude(remote_root) + "rm -rf -- %s\n" % " ".join(q(p) for p in paths)

@@ -1,0 +1,165 @@
+"""One machine for one invocation: its connection, its scheduler, what is on it.
+
+The session asks the machine once, in one batched script, for every stamp
+and every job of every recipe (the *probe*), and keeps the answer.  Each
+step's up-to-date check then compares locally computed signatures with that
+answer, so checking a whole project costs one round trip.  Steps that run
+update the session's view with what they wrote, so the checks of later
+steps in the same invocation need no further round trip.
+
+Waiting for jobs goes through :class:`JobMonitor`: one poll asks about all
+of the machine's unfinished jobs at once, and all waiting tasks share it.
+"""
+
+import json
+import threading
+import time
+
+from . import RemoteError
+from . import schedulers
+from .remote import scripts
+from .remote.connection import LocalRemote, SSHRemote
+from .schedulers.base import JobState, combine
+
+
+def make_remote(machine):
+    if machine.is_local:
+        return LocalRemote(machine.name)
+    return SSHRemote(machine.host, user=machine.user, port=machine.port,
+                     identity_file=machine.identity_file, known_hosts=machine.known_hosts,
+                     name=machine.name)
+
+
+class Session:
+    def __init__(self, machine):
+        self.machine = machine
+        self.scheduler = schedulers.get(machine.scheduler)
+        self.remote = make_remote(machine)
+        self.deployments = []
+        self._lock = threading.RLock()
+        self._probed = False
+        self._stamps = {}
+        self._jobs = {}
+        self._queue = {}
+        self.monitor = JobMonitor(self)
+
+    # -- the probe --------------------------------------------------------
+    def probe(self):
+        """Ask the machine for all stamps and jobs, once per invocation."""
+        with self._lock:
+            if self._probed:
+                return
+            stamps, runs = [], []
+            for dep in self.deployments:
+                s, r = dep.probe_items()
+                stamps += s
+                runs += r
+            script = scripts.probe_script(self.machine.remote_root, stamps, runs, self.scheduler)
+            result = self.remote.run(script, what="probe")
+            self._stamps, self._jobs, self._queue = scripts.parse_probe(result.text, self.scheduler)
+            self._probed = True
+
+    def stamp(self, key):
+        """The stamp ``key`` as a dict, or None when the machine has none (or its product is gone)."""
+        self.probe()
+        with self._lock:
+            text = self._stamps.get(key)
+        if not text:
+            return None
+        try:
+            value = json.loads(text)
+        except ValueError:
+            return None
+        return value if isinstance(value, dict) else None
+
+    def set_stamp(self, key, value):
+        with self._lock:
+            self._stamps[key] = json.dumps(value) if value is not None else None
+
+    def job(self, key):
+        """What is known of the run ``key``: sig, id, exit, fingerprint, state, code."""
+        self.probe()
+        with self._lock:
+            info = dict(self._jobs.get(key) or {"sig": "", "id": "", "exit": "", "fingerprint": ""})
+            state, code = combine(info["id"], info["exit"], self._queue.get(info["id"]))
+        info["state"], info["code"] = state, code
+        return info
+
+    def set_job(self, key, info, queue_state=None):
+        with self._lock:
+            self._jobs[key] = {k: info.get(k, "") for k in ("sig", "id", "exit", "fingerprint")}
+            if queue_state is not None and info.get("id"):
+                self._queue[info["id"]] = queue_state
+
+    def update_from_poll(self, jobs, queue):
+        with self._lock:
+            self._jobs.update(jobs)
+            for job_id in [j.get("id") for j in jobs.values()]:
+                if job_id:
+                    self._queue.pop(job_id, None)
+            self._queue.update(queue)
+
+    def close(self):
+        self.remote.close()
+
+
+class JobMonitor:
+    """Wait for jobs with one batched, backed-off poll shared by all waiters."""
+
+    def __init__(self, session):
+        self.session = session
+        self._tracked = {}            # key -> (rundir, patterns)
+        self._poll_lock = threading.Lock()
+        self._generation = 0
+        self._lost_seen = {}
+
+    def track(self, key, rundir, patterns):
+        self._tracked[key] = (rundir, list(patterns))
+
+    def wait(self, key, timeout=None):
+        """Block until the job of ``key`` has ended; return its job info."""
+        machine = self.session.machine
+        interval = float(machine.poll_interval)
+        start = time.monotonic()
+        while True:
+            info = self.session.job(key)
+            state = info["state"]
+            if state is JobState.LOST and self._lost_seen.get(key, 0) < 2:
+                pass          # the marker may not be visible yet (shared filesystems lag)
+            elif not state.active:
+                return info
+            if timeout is not None and time.monotonic() - start > timeout:
+                raise RemoteError("gave up waiting for run %s after %d s" % (key, timeout))
+            seen = self._generation
+            with self._poll_lock:
+                if self._generation != seen:
+                    continue          # another thread polled while we queued
+                time.sleep(interval)
+                self._poll()
+            interval = min(interval * 1.5, float(machine.poll_max))
+
+    def refresh(self, key):
+        """Look again at one run now (after another invocation touched it)."""
+        with self._poll_lock:
+            self._poll(only=key)
+
+    def _poll(self, only=None):
+        session = self.session
+        active = []
+        for key, (rundir, patterns) in self._tracked.items():
+            info = session.job(key)
+            if key == only or (only is None and (info["state"].active or info["state"] is JobState.LOST)):
+                active.append((key, rundir, patterns))
+        if not active:
+            self._generation += 1
+            return
+        script = scripts.poll_script(session.machine.remote_root, active, session.scheduler)
+        result = session.remote.run(script, what="poll %d jobs" % len(active))
+        _stamps, jobs, queue = scripts.parse_probe(result.text, session.scheduler)
+        session.update_from_poll(jobs, queue)
+        for key in jobs:
+            if session.job(key)["state"] is JobState.LOST:
+                self._lost_seen[key] = self._lost_seen.get(key, 0) + 1
+            else:
+                self._lost_seen.pop(key, None)
+        self._generation += 1

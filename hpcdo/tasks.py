@@ -1,0 +1,115 @@
+"""doit tasks from deployments: names, dependencies, checks and actions.
+
+Task names follow the steps: ``clone``, ``configure``, ``compile`` (with a
+``:<recipe>`` suffix when a project has several recipes),
+``send_geometry:<geometry>``, ``submit:<run>``, ``wait:<run>``,
+``fetch_results:<run>``, and the groups ``send_geometry``, ``submit``,
+``wait`` and ``fetch_results``.  The ``wait`` and ``fetch_results`` groups
+submit every run before waiting for any, so jobs queue side by side.
+``status``, ``cold`` and ``jobscript:<run>`` complete the set.
+
+Every check asks the session, which asks the machine once; every action
+reports a failure as one doit ``TaskFailed`` with a plain message.
+"""
+
+from doit.exceptions import TaskFailed
+
+from . import HpcdoError
+
+
+def _action(func, *args):
+    """A doit python-action that prints what ``func`` returns and turns errors into TaskFailed."""
+    def action():
+        try:
+            out = func(*args)
+        except HpcdoError as exc:
+            return TaskFailed(str(exc))
+        if out:
+            print(out.rstrip("\n"))
+        return True
+    action.__name__ = getattr(func, "__name__", "action")
+    return action
+
+
+def _check(func, *args):
+    """A doit up-to-date callable; an error means 'stale', and the action will report it."""
+    def uptodate():
+        try:
+            return bool(func(*args))
+        except HpcdoError:
+            return False
+    return uptodate
+
+
+def _step(step, dep, many):
+    return "%s:%s" % (step, dep.recipe.name) if many else step
+
+
+def generate(project):
+    """Yield doit task dicts for every recipe on the project's machine."""
+    deployments = project.deployments
+    many = len(deployments) > 1
+    machine = project.machine.name
+    runs = [(dep, run) for dep in deployments for run in dep.recipe.runs.values()]
+    submits = ["submit:" + run.name for _dep, run in runs]
+
+    # Group definitions come first so that doit appends the subtasks after
+    # the listed dependencies: every run is submitted before any is waited for.
+    yield _group("send_geometry", "upload every geometry", [])
+    yield _group("submit", "submit every run", [])
+    yield _group("wait", "submit every run, then wait for all", submits)
+    yield _group("fetch_results", "the whole pipeline: build, submit every run, wait, fetch every result",
+                 submits)
+    yield _group("jobscript", "print each run's jobscript without submitting", [])
+    if many:
+        for step in ("clone", "configure", "compile"):
+            yield _group(step, "%s every recipe" % step, [])
+
+    for dep in deployments:
+        name = dep.recipe.name
+        clone, configure, compile_ = (_step(s, dep, many) for s in ("clone", "configure", "compile"))
+        yield _task(clone, "sync or clone %s's source to %s" % (name, machine),
+                    _action(dep.do_clone), _check(dep.clone_current), [])
+        yield _task(configure, "run CMake for %s on %s" % (name, machine),
+                    _action(dep.do_configure), _check(dep.configure_current), [clone])
+        yield _task(compile_, "build %s on %s" % (name, machine),
+                    _action(dep.do_compile), _check(dep.compile_current), [configure])
+        for gname in dep.recipe.geometries:
+            yield _task("send_geometry:" + gname, "upload geometry %s to %s" % (gname, machine),
+                        _action(dep.do_send_geometry, gname), _check(dep.geometry_current, gname), [])
+
+    for dep, run in runs:
+        compile_ = _step("compile", dep, many)
+        deps = [compile_] + (["send_geometry:" + run.geometry] if run.geometry else [])
+        yield _task("submit:" + run.name, "submit run %s on %s (once per inputs)" % (run.name, machine),
+                    _action(dep.do_submit, run), _check(dep.submit_current, run), deps)
+        yield _task("wait:" + run.name, "wait for run %s's job to end" % run.name,
+                    _action(dep.do_wait, run), _check(dep.wait_current, run), ["submit:" + run.name])
+        yield _task("fetch_results:" + run.name,
+                    "fetch run %s's results into results/%s/%s/" % (run.name, machine, run.name),
+                    _action(dep.do_fetch, run), _check(dep.fetch_current, run), ["wait:" + run.name])
+        yield dict(_named("jobscript:" + run.name), verbosity=2, uptodate=[False],
+                   doc="print run %s's jobscript for %s without submitting" % (run.name, machine),
+                   actions=[_action(dep.jobscript, run)])
+
+    yield {"basename": "status", "doc": "show each step's state and each run's job on %s" % machine,
+           "actions": [_action(project.status_table)], "uptodate": [False], "verbosity": 2}
+    yield {"basename": "cold", "doc": "fresh clone and rebuild from scratch on %s" % machine,
+           "actions": [_action(dep.cold) for dep in deployments], "uptodate": [False], "verbosity": 2}
+
+
+def _named(name):
+    """doit's spelling of a task name: 'a:b' is subtask b of group a."""
+    if ":" in name:
+        basename, sub = name.split(":", 1)
+        return {"basename": basename, "name": sub}
+    return {"basename": name}
+
+
+def _task(name, doc, action, check, task_dep):
+    return dict(_named(name), doc=doc, actions=[action], uptodate=[check],
+                task_dep=list(task_dep), verbosity=1)
+
+
+def _group(name, doc, task_dep):
+    return {"basename": name, "name": None, "doc": doc, "task_dep": list(task_dep)}
