@@ -5,7 +5,8 @@ Signatures chain the steps together the way ``make`` would, but by content:
 ==============  ==========================================================
 step            signature covers
 ==============  ==========================================================
-clone           the source tree's file contents (or git URL and ref)
+clone           git URL and ref; a local tree: that it is on the machine
+                (configure and compile sync a local tree's edits first)
 configure       CMake options, CMakeLists/*.cmake contents, modules, env
 compile         configure's signature and the whole source tree
 send_geometry   the geometry file's content
@@ -194,6 +195,17 @@ class Deployment:
 
     # -- up-to-date checks (called by doit; they never raise) --------------------
     def clone_current(self):
+        """A git clone is current at the same URL and ref; a local tree once it is on the machine.
+
+        Keeping a local tree in step with edits is the job of configure and
+        compile (see :meth:`sync`), so that an edit reruns only what it affects.
+        """
+        stamp = self.session.stamp(self.keys["clone"])
+        if isinstance(self.recipe.source, Git):
+            return bool(stamp) and stamp.get("sig") == self.clone_sig()
+        return bool(stamp)
+
+    def source_synced(self):
         stamp = self.session.stamp(self.keys["clone"])
         return bool(stamp) and stamp.get("sig") == self.clone_sig()
 
@@ -229,6 +241,12 @@ class Deployment:
         return all(os.path.exists(os.path.join(self.results_dir(run), f)) for f in prov.get("files", []))
 
     # -- actions ------------------------------------------------------------------
+    def sync(self):
+        """Bring a local tree's edits to the machine if they are not there yet."""
+        if isinstance(self.recipe.source, Git) or self.source_synced():
+            return ""
+        return self.do_clone() + "\n"
+
     def do_clone(self):
         source = self.recipe.source
         remote = self.session.remote
@@ -255,6 +273,7 @@ class Deployment:
         return "synced %d changed and %d deleted files (%d bytes)" % (len(changed), len(deleted), len(data))
 
     def do_configure(self):
+        synced = self.sync()
         options = self.cmake_options()
         old = self.session.stamp(self.keys["configure"]) or {}
         removed = set(old.get("options", {})) - set(options)
@@ -269,9 +288,10 @@ class Deployment:
             raise RemoteError("configure of %s on %s failed:\n%s"
                               % (self.recipe.name, self.machine.name, result.tail(25)))
         self.session.set_stamp(self.keys["configure"], stamp)
-        return result.text
+        return synced + result.text
 
     def do_compile(self):
+        synced = self.sync()
         jobs = self.recipe.make_jobs or self.machine.make_jobs
         sig = self.compile_sig()
         script = scripts.compile_script(self.machine.remote_root, self.dir, self.setup(), self.machine.cmake,
@@ -283,7 +303,7 @@ class Deployment:
                               % (self.recipe.name, self.machine.name, result.tail(25)))
         binary = _tagged(result.text, "@binary")
         self.session.set_stamp(self.keys["compile"], {"sig": sig, "binary": binary})
-        return result.text
+        return synced + result.text
 
     def do_send_geometry(self, gname):
         path = self._local(self.recipe.geometries[gname])
@@ -356,6 +376,7 @@ class Deployment:
         parent = os.path.dirname(final)
         os.makedirs(parent, exist_ok=True)
         incoming = tempfile.mkdtemp(prefix=".%s.incoming-" % run.name, dir=parent)
+        os.chmod(incoming, 0o777 & ~_umask())
         try:
             archive = os.path.join(incoming, ".hpcdo-download.tar")
             skip = [os.path.basename(self.recipe.executable)]
@@ -519,6 +540,12 @@ def _git_revision(path):
         return {"commit": rev.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
     except (OSError, subprocess.SubprocessError):
         return None
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _now():

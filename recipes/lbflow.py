@@ -23,5 +23,5 @@ recipe = Recipe(
 
 for geometry in ("straight", "bifurcation", "stenosis"):
     recipe.run(geometry, geometry=geometry,
-               args=["--geometry", "{geometry}", "--steps", 3000, "--tau", 0.8, "--force", 1e-6],
+               args=["--geometry", "{geometry}", "--steps", 3000, "--tau", 1.0, "--force", 5e-5],
                cores=1, walltime="00:05:00")

@@ -299,7 +299,9 @@ def submit_script(remote_root, rundir, expected_id, sig, links, patterns, schedu
     ] + link_lines + [
         "mv -f job.sh.tmp job.sh",
         'printf "%%s\\n" %s > job.sig' % q(sig),
-        '%s || { echo "@error the scheduler refused the job:" >&3; tail -n 5 submit.log >&3; exit 1; }'
+        # fd 3 is the caller's pipe: a job that inherited it would hold the
+        # connection open until it ended
+        '{ %s; } 3>&- || { echo "@error the scheduler refused the job:" >&3; tail -n 5 submit.log >&3; exit 1; }'
         % scheduler.submit_snippet(),
         'printf "%s\\n" "$id" > job.id.tmp && mv -f job.id.tmp job.id',
         'printf "@submitted %s\\n" "$id" >&3',
