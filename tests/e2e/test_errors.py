@@ -1,0 +1,71 @@
+"""Bad input gives one clear line and a non-zero exit, never a traceback."""
+
+import os
+
+
+def one_error_line(out, *needles):
+    assert out.rc != 0, out
+    assert "Traceback" not in out.out, out
+    errors = [line for line in out.out.splitlines() if line.startswith("hpcdo: error:")]
+    assert len(errors) == 1, out
+    for needle in needles:
+        assert needle in errors[0], errors[0]
+    return errors[0]
+
+
+def test_unknown_machine(local_project):
+    out = local_project.doit("list", ok=None)
+    assert out.rc == 0
+    out = local_project.doit("list", "machine=archer", ok=None)
+    # doit takes the last machine= word
+    one_error_line(out, "unknown machine 'archer'", "known machines: localhost, testslurm")
+
+
+def test_bad_yaml_names_file_and_line(local_project):
+    with open(local_project.file("machines/test.yml"), "a") as fh:
+        fh.write("broken: [1, 2\n")
+    out = local_project.doit("list", ok=None)
+    one_error_line(out, "machines/test.yml:", "YAML syntax error")
+
+
+def test_misspelt_machine_key(local_project):
+    with open(local_project.file("machines/test.yml"), "a") as fh:
+        fh.write("typo:\n  host: example.org\n  shceduler: slurm\n")
+    out = local_project.doit("list", "machine=typo", ok=None)
+    one_error_line(out, "machines/test.yml:", "unknown key 'shceduler'", "did you mean 'scheduler'")
+
+
+def test_unknown_scheduler(local_project):
+    out = local_project.doit("list", "scheduler=pbspro", ok=None)
+    one_error_line(out, "unknown scheduler 'pbspro'", "slurm")
+
+
+def test_broken_recipe_names_file_and_line(local_project):
+    with open(local_project.file("recipes/lbflow.py"), "a") as fh:
+        fh.write("\nrecipe.run('x', geometry='straight', args=[1 / 0])\n")
+    out = local_project.doit("list", ok=None)
+    line = one_error_line(out, "recipes/lbflow.py:", "ZeroDivisionError")
+    n = len(open(local_project.file("recipes/lbflow.py")).read().splitlines())
+    assert "recipes/lbflow.py:%d:" % n in line
+
+
+def test_recipe_api_misuse_is_reported_where_it_happens(local_project):
+    with open(local_project.file("recipes/lbflow.py"), "a") as fh:
+        fh.write("\nrecipe.run('bad name', geometry='straight')\n")
+    out = local_project.doit("list", ok=None)
+    one_error_line(out, "recipes/lbflow.py:", "run name 'bad name'")
+
+
+def test_undefined_template_variable_fails_the_task(local_project):
+    os.makedirs(local_project.file("jobscripts"), exist_ok=True)
+    with open(local_project.file("jobscripts/bad.sh.j2"), "w") as fh:
+        fh.write('{% extends "local.sh.j2" %}{% block directives %}# {{ no_such_thing }}{% endblock %}')
+    out = local_project.doit("jobscript:straight", "jobscript=bad.sh.j2", ok=False)
+    assert "jobscript template bad.sh.j2: 'no_such_thing' is undefined" in out.out, out
+    assert "Traceback" not in out.out
+
+
+def test_jobscript_task_prints_without_submitting(local_project):
+    out = local_project.doit("jobscript:straight")
+    assert "./lbflow --geometry straight.gmy --steps 3000" in out.out
+    assert not os.path.exists(os.path.join(local_project.remote_root, "lbflow", "runs"))

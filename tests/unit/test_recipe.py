@@ -1,0 +1,57 @@
+"""The recipe API refuses what cannot be deployed safely, with a plain message."""
+
+import pytest
+
+from hpcdo import ConfigError
+from hpcdo.recipe import Git, LocalTree, Recipe
+
+
+def recipe(**kw):
+    args = dict(name="code", source=LocalTree("src"), executable="bin/code",
+                geometries={"g": "g.txt"}, outputs=["out.dat"])
+    args.update(kw)
+    return Recipe(**args)
+
+
+@pytest.mark.parametrize("name", ["a b", "x;rm -rf /", "$(id)", "`id`", "a\nb", "", "..", "-x", "ü"])
+def test_hostile_run_names_are_refused(name):
+    with pytest.raises(ConfigError, match="run name"):
+        recipe().run(name, geometry="g")
+
+
+def test_arguments_keep_hostile_text_literally():
+    run = recipe().run("r", geometry="g", args=["--title", "a b; $(id) `x` 'q' \"d\"\nnext", 3])
+    assert run.argv(4, "g.txt") == ["--title", "a b; $(id) `x` 'q' \"d\"\nnext", "3"]
+
+
+def test_placeholders():
+    run = recipe().run("r", geometry="g", args=["{geometry}", "-n", "{cores}", "{run}.log", "{{lit}}"])
+    assert run.argv(8, "g.txt") == ["g.txt", "-n", "8", "r.log", "{lit}"]
+    with pytest.raises(ConfigError, match=r"uses \{home\}"):
+        recipe().run("s", geometry="g", args=["{home}"])
+
+
+@pytest.mark.parametrize("pattern", ["../x", "/etc/passwd", "a b", "$(id)", "x;y"])
+def test_output_patterns_stay_inside_the_run_directory(pattern):
+    with pytest.raises(ConfigError, match="output pattern"):
+        recipe(outputs=[pattern])
+
+
+def test_other_checks():
+    with pytest.raises(ConfigError, match="unknown geometry"):
+        recipe().run("r", geometry="nope")
+    with pytest.raises(ConfigError, match="walltime"):
+        recipe().run("r", geometry="g", walltime="1 hour")
+    with pytest.raises(ConfigError, match="one string"):
+        recipe().run("r", geometry="g", args="--steps 3")
+    with pytest.raises(ConfigError, match="not a CMake option"):
+        recipe(cmake_options={"A;B": 1})
+    with pytest.raises(ConfigError, match="executable"):
+        recipe(executable="../../bin/sh")
+    with pytest.raises(ConfigError, match="source"):
+        recipe(source="src")
+    with pytest.raises(ConfigError, match="defined twice"):
+        r = recipe()
+        r.run("a", geometry="g")
+        r.run("a", geometry="g")
+    assert Git("https://example.org/x.git", "v1").describe() == "git https://example.org/x.git @ v1"

@@ -1,0 +1,71 @@
+"""Remote scripts run through a real sh: hostile values stay data, never code."""
+
+import os
+import subprocess
+
+import pytest
+
+from hpcdo.remote import scripts
+from hpcdo.schedulers import get
+
+HOSTILE = ["a b", "x;touch PWNED", "$(touch PWNED)", "`touch PWNED`", "q'uote", 'd"q', "new\nline",
+           "ünï", "-rf", "*"]
+
+
+def sh(script, cwd, stdin=b""):
+    return subprocess.run(["sh", "-c", script], cwd=cwd, input=stdin, capture_output=True)
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_values_are_quoted(tmp_path, value):
+    root = str(tmp_path / "root")
+    stamp = '{"sig": "%s"}' % value.replace('"', "'")
+    script = scripts.upload_script(root, "geo dir", value.replace("\n", "_").replace("/", "_"), 3, stamp)
+    proc = sh(script, tmp_path, b"abc")
+    assert proc.returncode == 0, proc.stderr
+    assert not list(tmp_path.rglob("PWNED"))
+    assert (tmp_path / "root" / "geo dir" / ".hpcdo-stamp").read_text() == stamp + "\n"
+
+
+def test_setup_lines_quote_modules_and_env(tmp_path):
+    lines = scripts.setup_lines(["gcc/12 $(touch PWNED)"], None, {"X": "$(touch PWNED) `y`"})
+    assert lines == ["module load gcc/12 '$(touch' 'PWNED)'", "export X='$(touch PWNED) `y`'"]
+    proc = sh(lines[1] + '\nprintf %s "$X"', tmp_path)
+    assert proc.stdout == b"$(touch PWNED) `y`" and not (tmp_path / "PWNED").exists()
+
+
+def test_root_expression():
+    assert scripts.root_expr("~/w") == '"$HOME"/w'
+    assert scripts.root_expr("$WORK/a b") == "\"$WORK\"'/a b'"
+    assert scripts.root_expr("rel") == '"$HOME"/rel'
+    assert scripts.root_expr("/abs/$(x)") == "'/abs/$(x)'"
+
+
+def test_upload_refuses_a_short_file(tmp_path):
+    script = scripts.upload_script(str(tmp_path), "g", "f.txt", 10, '{"sig": "s"}')
+    proc = sh(script, tmp_path, b"only5")
+    assert proc.returncode == 1 and b"cut short: 5 of 10" in proc.stderr
+    assert not (tmp_path / "g" / "f.txt").exists() and not (tmp_path / "g" / ".hpcdo-stamp").exists()
+    assert os.listdir(tmp_path / "g") == []
+
+
+def test_probe_reports_stamps_products_and_jobs(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "stamp").write_text('{"sig": "1"}\n')
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "stamp").write_text('{"sig": "2"}\n')     # product missing
+    run = tmp_path / "runs" / "r"
+    run.mkdir(parents=True)
+    (run / "job.sig").write_text("S\n")
+    (run / "job.id").write_text("123\n")
+    (run / "job.exit").write_text("0 1700000000\n")
+    (run / "out.dat").write_text("x")
+    local = get("local")
+    script = scripts.probe_script(str(tmp_path), [("a", "a/stamp", ["a"]), ("b", "b/stamp", ["b/prod"])],
+                                  [("r", "runs/r", ["out.dat"]), ("none", "runs/none", ["*"])], local)
+    proc = sh(script, tmp_path)
+    stamps, jobs, queue = scripts.parse_probe(proc.stdout.decode(), local)
+    assert stamps == {"a": '{"sig": "1"}', "b": None}
+    assert jobs["r"]["sig"] == "S" and jobs["r"]["id"] == "123" and jobs["r"]["exit"].startswith("0 ")
+    assert jobs["r"]["fingerprint"] and jobs["none"] == {"sig": "", "id": "", "exit": "", "fingerprint": ""}
+    assert queue == {}
