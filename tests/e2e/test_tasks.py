@@ -1,0 +1,75 @@
+"""status, cold, a Git source cloned on the machine, and host-key checking."""
+
+import os
+import subprocess
+
+import pytest
+
+from conftest import ROOT
+
+
+def test_status_reports_steps_and_jobs(project):
+    out = project.doit("status")
+    assert "never submitted" in out.out and "stale" in out.out, out
+    project.doit("fetch_results")
+    out = project.doit("status")
+    table = dict(line.split(None, 1) for line in out.out.splitlines() if line[:1].isalpha() and " " in line)
+    assert table["compile"].strip() == "up to date"
+    assert table["send_geometry:stenosis"].strip() == "up to date"
+    assert "completed, fetched" in out.out
+    assert len([t for t in out.trace if t["op"] == "run"]) == 1
+
+
+def test_cold_rebuilds_from_scratch(project):
+    project.doit("compile")
+    project.remote("touch lbflow/build/stray-file")
+    out = project.doit("cold")
+    assert out.ran == ["cold"]
+    assert project.remote("ls lbflow/build/stray-file 2>/dev/null").strip() == ""
+    assert project.remote("ls lbflow/build/lbflow").strip() == "lbflow/build/lbflow"
+    out = project.doit("compile")
+    assert out.ran == [], out
+
+
+@pytest.fixture
+def git_repo(tmp_path):
+    """A git repository of the demo code that the machine's user can clone."""
+    repo = tmp_path / "lbflow.git"
+    work = tmp_path / "lbflow-work"
+    subprocess.run(["cp", "-r", os.path.join(ROOT, "demo", "lbflow"), str(work)], check=True)
+    env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t",
+               GIT_COMMITTER_EMAIL="t@t")
+    for cmd in (["git", "init", "-q", "-b", "main"], ["git", "add", "-A"],
+                ["git", "commit", "-q", "-m", "demo"], ["git", "tag", "v1"]):
+        subprocess.run(cmd, cwd=work, check=True, env=env)
+    subprocess.run(["git", "clone", "-q", "--bare", str(work), str(repo)], check=True)
+    subprocess.run(["chmod", "-R", "a+rX", str(tmp_path)], check=True)
+    os.chmod(str(tmp_path), 0o755)
+    return str(repo)
+
+
+def test_git_source_is_cloned_on_the_machine(project, git_repo):
+    path = project.file("recipes/lbflow.py")
+    text = open(path).read()
+    text = text.replace("from hpcdo.recipe import LocalTree, Recipe", "from hpcdo.recipe import Git, Recipe")
+    text = text.replace('source=LocalTree("demo/lbflow")', "source=Git(%r, ref='v1')" % git_repo)
+    open(path, "w").write(text)
+    out = project.doit("fetch_results")
+    assert {"clone", "configure", "compile"} <= out.ran_set(), out
+    assert project.remote("git -C lbflow/src describe --tags").strip() == "v1"
+    assert project.doit("fetch_results").ran == []
+    import json
+    prov = json.load(open(os.path.join(project.results("straight"), "hpcdo-provenance.json")))
+    assert len(prov["source_version"]) == 40 and prov["source"].startswith("git ")
+
+
+def test_unknown_host_key_is_refused(slurm_project, tmp_path):
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    home = tmp_path / "home"
+    home.mkdir()
+    out = slurm_project.doit("compile", "known_hosts=%s" % empty, ok=False, env={"HOME": str(home)})
+    assert "host key of machine testslurm" in out.out and "is not known" in out.out, out
+    assert "ssh-keyscan -p 2222 127.0.0.1" in out.out
+    assert "Traceback" not in out.out
+    assert not [t for t in out.trace if t["op"] == "run"]
