@@ -70,12 +70,13 @@ class Cluster:
             raise AssertionError("ssh %r failed (%d): %s" % (command, proc.returncode, proc.stderr))
         return proc
 
-    def squeue(self, name=None):
-        """Job ids Slurm knows (any state), optionally only those with job name ``name``."""
-        cmd = "squeue -h -t all -o '%i %j %T'"
+    def squeue(self, workdir_suffix=None):
+        """(id, name, state, workdir) of every job Slurm knows, in any state,
+        optionally only those submitted from a directory ending in ``workdir_suffix``."""
+        cmd = "squeue -h -t all -o '%i %j %T %Z'"
         lines = self.ssh(cmd).stdout.split("\n")
-        jobs = [line.split() for line in lines if line.strip()]
-        return [j for j in jobs if name is None or j[1] == name]
+        jobs = [line.split(None, 3) for line in lines if line.strip()]
+        return [j for j in jobs if workdir_suffix is None or j[3].endswith(workdir_suffix)]
 
 
 @pytest.fixture(scope="session")

@@ -55,6 +55,19 @@ def test_first_run_then_noop(project):
     assert [t["what"] for t in again.trace if t["op"] == "run"] == ["probe"]
 
 
+def test_changed_or_missing_results_are_fetched_again(project):
+    """fetch_results reruns when the machine's results change or the local copy is gone."""
+    first_run(project)
+    project.remote("sleep 1; echo extra >> lbflow/runs/straight/velocity.csv")
+    out = project.doit("fetch_results")
+    assert out.ran == ["fetch_results:straight"], out
+    assert open(os.path.join(project.results("straight"), "velocity.csv")).read().endswith("extra\n")
+    os.remove(os.path.join(project.results("stenosis"), "summary.json"))
+    out = project.doit("fetch_results")
+    assert out.ran == ["fetch_results:stenosis"], out
+    assert project.summary("stenosis")["steps"] == 3000
+
+
 def test_source_edit_reruns_compile_and_runs_only(project):
     """Acceptance c: one edited .c file recompiles one object, then resubmits every run."""
     first_run(project)

@@ -32,8 +32,23 @@ def test_cold_rebuilds_from_scratch(project):
 
 
 @pytest.fixture
-def git_repo(tmp_path):
-    """A git repository of the demo code that the machine's user can clone."""
+def git_repo():
+    """A git repository of the demo code that the machine's user can clone.
+
+    It lives in a world-readable directory: the cluster user is not root
+    and cannot enter pytest's own temporary directories.
+    """
+    import pathlib
+    import shutil
+    import tempfile
+    top = tempfile.mkdtemp(prefix="hpcdo-git-")
+    try:
+        yield _make_repo(pathlib.Path(top))
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+
+
+def _make_repo(tmp_path):
     repo = tmp_path / "lbflow.git"
     work = tmp_path / "lbflow-work"
     subprocess.run(["cp", "-r", os.path.join(ROOT, "demo", "lbflow"), str(work)], check=True)
@@ -49,6 +64,9 @@ def git_repo(tmp_path):
 
 
 def test_git_source_is_cloned_on_the_machine(project, git_repo):
+    if project.cluster is not None:
+        # git refuses to clone from a repository another user owns
+        subprocess.run(["chown", "-R", project.cluster.user, git_repo], check=True)
     path = project.file("recipes/lbflow.py")
     text = open(path).read()
     text = text.replace("from hpcdo.recipe import LocalTree, Recipe", "from hpcdo.recipe import Git, Recipe")

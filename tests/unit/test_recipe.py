@@ -55,3 +55,12 @@ def test_other_checks():
         r.run("a", geometry="g")
         r.run("a", geometry="g")
     assert Git("https://example.org/x.git", "v1").describe() == "git https://example.org/x.git @ v1"
+
+
+def test_cmake_options_layer_recipe_machine_file_then_recipe_per_machine():
+    class M:
+        name = "archer2"
+        cmake_options = {"B": "machine", "C": "machine"}
+    r = recipe(cmake_options={"A": "recipe", "B": "recipe"},
+               machine_cmake_options={"archer2": {"C": "per-machine"}, "other": {"A": "x"}})
+    assert r.cmake_options_for(M) == {"A": "recipe", "B": "machine", "C": "per-machine"}
