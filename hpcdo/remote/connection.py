@@ -88,8 +88,9 @@ class Remote:
         try:
             result = self._run(script, _counted(_chunks(stdin), counter), sink, counter)
         finally:
-            trace.record("run", self.host, time.monotonic() - start,
-                         counter.sent, counter.received, what)
+            if counter.started:     # a command that never reached the machine is no round trip
+                trace.record("run", self.host, time.monotonic() - start,
+                             counter.sent, counter.received, what)
         if check and result.exit_code != 0:
             raise RemoteError("%s on %s failed (exit %s): %s" % (
                 what or "remote command", self.host, result.exit_code,
@@ -105,6 +106,7 @@ class Remote:
 
 class _Counter:
     def __init__(self):
+        self.started = False
         self.sent = 0
         self.received = 0
 
@@ -149,6 +151,7 @@ class LocalRemote(Remote):
             ["sh", "-c", script], cwd=os.path.expanduser("~"),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             start_new_session=True)
+        counter.started = True
         try:
             out, err = _pump(chunks, proc.stdin.write, proc.stdin.close,
                              proc.stdout.read, proc.stderr.read, sink, counter)
@@ -218,13 +221,20 @@ class SSHRemote(Remote):
         self.name = name or host
         self.host = "%s@%s:%d" % (user, host, self.port) if user else "%s:%d" % (host, self.port)
         self._conn = None
+        self._refused = None
         self._lock = threading.Lock()
 
     # -- connection -------------------------------------------------------
     def _transport(self):
         with self._lock:
+            if self._refused is not None:
+                raise self._refused      # say it once per invocation, not once per task
             if self._conn is None or not self._conn.is_connected:
-                self._conn = self._open()
+                try:
+                    self._conn = self._open()
+                except RemoteError as exc:
+                    self._refused = exc
+                    raise
             return self._conn.transport
 
     def _open(self):
@@ -295,6 +305,7 @@ class SSHRemote(Remote):
         try:
             chan = transport.open_session()
             chan.exec_command("sh -c " + shlex.quote(script))
+            counter.started = True
         except (socket.error, EOFError, Exception) as exc:
             raise RemoteError("lost the connection to %s: %s" % (self._where(), exc))
         try:

@@ -7,7 +7,6 @@ submits nothing, and the scheduler shows one job for the run.
 
 import os
 import signal
-import subprocess
 import time
 
 from conftest import write_recipe

@@ -1,6 +1,5 @@
 """Machine files: layering, overrides, and one clear error per mistake."""
 
-import os
 import textwrap
 
 import pytest
