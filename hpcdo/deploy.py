@@ -24,13 +24,11 @@ directory, a comment edit) does not spend core hours on the same jobs again.
 """
 
 import datetime
-import io
 import json
 import os
 import shutil
 import string
 import subprocess
-import tarfile
 import tempfile
 import threading
 import time
@@ -39,7 +37,7 @@ from . import ConfigError, HpcdoError, RemoteError
 from . import jobscript as jobscripts
 from . import signature
 from .recipe import Git, OPTION_RE
-from .remote import scripts
+from .remote import scripts, transfer
 from .schedulers.base import JobState
 
 PROVENANCE = "hpcdo-provenance.json"
@@ -265,12 +263,12 @@ class Deployment:
         remote_manifest = scripts.parse_manifest(result.text)
         changed = sorted(p for p, h in manifest.items() if remote_manifest.get(p) != h)
         deleted = sorted(p for p in remote_manifest if p not in manifest)
-        data = _tar_bytes(self._local(source.path), changed, deleted)
         stamp = json.dumps({"sig": sig})
-        remote.run(scripts.sync_script(root, self.src, stamp), stdin=data,
-                   what="sync %d files" % len(changed))
+        sent = transfer.send_files(remote, scripts.sync_script(root, self.src, stamp),
+                                   self._local(source.path), changed, deleted,
+                                   what="sync %d files" % len(changed))
         self.session.set_stamp(self.keys["clone"], {"sig": sig})
-        return "synced %d changed and %d deleted files (%d bytes)" % (len(changed), len(deleted), len(data))
+        return "synced %d changed and %d deleted files (%d bytes)" % (len(changed), len(deleted), sent)
 
     def do_configure(self):
         synced = self.sync()
@@ -378,16 +376,12 @@ class Deployment:
         incoming = tempfile.mkdtemp(prefix=".%s.incoming-" % run.name, dir=parent)
         os.chmod(incoming, 0o777 & ~_umask())
         try:
-            archive = os.path.join(incoming, ".hpcdo-download.tar")
             skip = [os.path.basename(self.recipe.executable)]
             if run.geometry:
                 skip.append(self.geometry_file(run.geometry))
-            with open(archive, "wb") as sink:
-                self.session.remote.run(scripts.fetch_script(self.machine.remote_root, self.run_dir(run),
-                                                             run.outputs, skip),
-                                        sink=sink, what="fetch " + run.name)
-            fingerprint, files = _unpack(archive, incoming)
-            os.remove(archive)
+            script = scripts.fetch_script(self.machine.remote_root, self.run_dir(run), run.outputs, skip)
+            fingerprint, files = transfer.receive_files(self.session.remote, script, incoming,
+                                                        what="fetch " + run.name)
             prov = self.provenance(run, info, fingerprint, files, incoming)
             with open(os.path.join(incoming, PROVENANCE), "w") as fh:
                 json.dump(prov, fh, indent=2, sort_keys=True)
@@ -452,52 +446,6 @@ def _tagged(text, tag):
         if line.startswith(tag + " "):
             return line.split(None, 1)[1].strip()
     return ""
-
-
-def _tar_bytes(root, changed, deleted):
-    """A tar of the changed files, plus a list of deletions, in memory."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for rel in changed:
-            path = os.path.join(root, rel)
-            info = tar.gettarinfo(path, arcname=rel)
-            if info.issym() or info.islnk():
-                info = tar.gettarinfo(os.path.realpath(path), arcname=rel)
-            info.uid = info.gid = 0
-            info.uname = info.gname = ""
-            with open(path, "rb") as fh:
-                tar.addfile(info, fh)
-        if deleted:
-            data = ("\n".join(deleted) + "\n").encode()
-            info = tarfile.TarInfo(".hpcdo-delete")
-            info.size = len(data)
-            info.mtime = int(time.time())
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
-def _unpack(archive, dest):
-    """Read the fingerprint line, then extract the tar safely into ``dest``.
-
-    The ``data`` filter refuses absolute names, ``..`` and links that point
-    outside ``dest``, so a remote run directory cannot write elsewhere.
-    """
-    with open(archive, "rb") as fh:
-        fingerprint = fh.readline().decode("utf-8", "replace").strip()
-        offset = fh.tell()
-        fh.seek(offset)
-        try:
-            with tarfile.open(fileobj=fh, mode="r:") as tar:
-                members = tar.getmembers()
-                for member in members:
-                    if member.name.startswith("/") or ".." in member.name.split("/"):
-                        raise RemoteError("refusing result file %r: it would land outside results/"
-                                          % member.name)
-                tar.extractall(dest, members=members, filter="data")
-                files = [m.name for m in members if m.isfile()]
-        except (tarfile.TarError, EOFError) as exc:
-            raise RemoteError("the results archive is damaged or cut short: %s" % exc)
-    return fingerprint, files
 
 
 def _replace_dir(new, final):

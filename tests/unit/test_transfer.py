@@ -1,0 +1,68 @@
+"""Tar streams: what goes up comes out whole; what comes down stays inside its directory."""
+
+import io
+import os
+import tarfile
+
+import pytest
+
+from hpcdo import RemoteError
+from hpcdo.remote.transfer import tar_chunks, unpack
+
+
+def test_tar_chunks_round_trip_with_deletions(tmp_path):
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    (src / "a.txt").write_bytes(b"a" * 5000)
+    (src / "sub" / "b c.txt").write_bytes(os.urandom(3 * (1 << 20)))
+    data = b"".join(tar_chunks(str(src), ["a.txt", "sub/b c.txt"], deleted=["gone.c"]))
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        names = tar.getnames()
+        assert names == ["a.txt", "sub/b c.txt", ".hpcdo-delete"]
+        assert tar.extractfile("sub/b c.txt").read() == (src / "sub" / "b c.txt").read_bytes()
+        assert tar.extractfile(".hpcdo-delete").read() == b"gone.c\n"
+
+
+def archive_with(tmp_path, member, data=b"x", **attrs):
+    path = tmp_path / "in.tar"
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo(member)
+        for key, value in attrs.items():
+            setattr(info, key, value)
+        info.size = 0 if attrs.get("type") else len(data)
+        tar.addfile(info, None if attrs.get("type") else io.BytesIO(data))
+    path.write_bytes(b"header 1\n" + buf.getvalue())
+    return str(path)
+
+
+@pytest.mark.parametrize("member,attrs", [
+    ("../escape.txt", {}),
+    ("/etc/evil", {}),
+    ("link", {"type": tarfile.SYMTYPE, "linkname": "/etc/passwd"}),
+    ("link2", {"type": tarfile.SYMTYPE, "linkname": "../../outside"}),
+])
+def test_unpack_refuses_anything_that_would_land_outside(tmp_path, member, attrs):
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    with pytest.raises(RemoteError, match="refusing"):
+        unpack(archive_with(tmp_path, member, **attrs), str(dest))
+    assert not (tmp_path / "escape.txt").exists()
+
+
+def test_unpack_reads_header_and_files(tmp_path):
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    header, files = unpack(archive_with(tmp_path, "out/result.dat", b"42"), str(dest))
+    assert header == "header 1" and files == ["out/result.dat"]
+    assert (dest / "out" / "result.dat").read_bytes() == b"42"
+
+
+def test_unpack_refuses_a_cut_short_archive(tmp_path):
+    path = archive_with(tmp_path, "big.dat", b"y" * 10000)
+    data = open(path, "rb").read()
+    open(path, "wb").write(data[:3000])
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    with pytest.raises(RemoteError, match="damaged or cut short"):
+        unpack(path, str(dest))
