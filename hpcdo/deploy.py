@@ -315,43 +315,63 @@ class Deployment:
         self.session.set_stamp(self.geometry_key(gname), stamp)
         return "sent %s (%d bytes)" % (gname, size)
 
-    def do_submit(self, run):
-        key = self.run_key(run)
+    def submit_request(self, run, info):
+        """What the submit script needs for ``run``, or an error if it must not be submitted now."""
         sig = self.submit_sig(run)
         if not sig:
             raise HpcdoError("run %s: the executable's hash is unknown; compile first" % run.name)
+        if info["sig"] != sig and info["state"].active:
+            raise HpcdoError(
+                "run %s: job %s for earlier inputs is still %s on %s; wait for it or cancel it "
+                "before submitting the new inputs" % (run.name, info["id"], info["state"].value,
+                                                       self.machine.name))
+        links = [("../../build/" + self.recipe.executable, os.path.basename(self.recipe.executable))]
+        if run.geometry:
+            links.append(("../../geometry/%s/%s" % (run.geometry, self.geometry_file(run.geometry)),
+                          self.geometry_file(run.geometry)))
+        return scripts.SubmitRequest(self.run_key(run), self.run_dir(run), info["id"], sig, links,
+                                     run.outputs, self.jobscript(run))
+
+    def submitted(self, run, request, outcome, detail):
+        """Record one answer of the submit script; True if the run now has its job."""
+        key = self.run_key(run)
+        self.session.monitor.track(key, self.run_dir(run), run.outputs)
+        if outcome == "submitted":
+            self.session.set_job(key, {"sig": request.sig, "id": detail}, JobState.PENDING)
+            return True
+        if outcome == "error":
+            raise RemoteError("run %s: submission on %s failed: %s" % (run.name, self.machine.name, detail))
+        return False
+
+    def do_submit(self, run):
+        key = self.run_key(run)
+        batched = self.session.batched.get(key)
+        if batched:
+            return "submitted job %s (with %d others in one command)" % (batched, len(self.session.batched) - 1)
         for attempt in range(30):
             info = self.session.job(key)
-            if info["sig"] == sig and (info["state"].active or info["state"].done):
+            sig = self.submit_sig(run)
+            if sig and info["sig"] == sig and (info["state"].active or info["state"].done):
                 self.session.monitor.track(key, self.run_dir(run), run.outputs)
                 return "job %s for these inputs is already %s" % (info["id"], info["state"].value)
-            if info["sig"] != sig and info["state"].active:
-                raise HpcdoError(
-                    "run %s: job %s for earlier inputs is still %s on %s; wait for it or cancel it "
-                    "before submitting the new inputs" % (run.name, info["id"], info["state"].value,
-                                                           self.machine.name))
-            links = [("../../build/" + self.recipe.executable, os.path.basename(self.recipe.executable))]
-            if run.geometry:
-                links.append(("../../geometry/%s/%s" % (run.geometry, self.geometry_file(run.geometry)),
-                              self.geometry_file(run.geometry)))
-            script = scripts.submit_script(self.machine.remote_root, self.run_dir(run), info["id"], sig,
-                                           links, run.outputs, self.session.scheduler)
-            result = self.session.remote.run(script, stdin=self.jobscript(run).encode(),
-                                             what="submit " + run.name)
-            outcome, detail = scripts.parse_submit(result.text)
-            if outcome == "submitted":
-                self.session.set_job(key, {"sig": sig, "id": detail}, JobState.PENDING)
-                self.session.monitor.track(key, self.run_dir(run), run.outputs)
+            request = self.submit_request(run, info)
+            result = self.session.remote.run(
+                scripts.submit_script(self.machine.remote_root, [request], self.session.scheduler),
+                what="submit " + run.name)
+            outcome, detail = scripts.parse_submit(result.text).get(
+                key, ("error", result.text.strip() or "no answer from the submit script"))
+            if self.submitted(run, request, outcome, detail):
                 return "submitted job %s" % detail
-            if outcome == "error":
-                raise RemoteError("run %s: submission on %s failed: %s" % (run.name, self.machine.name, detail))
             # busy or changed: another invocation is submitting or has just
             # submitted this run; look again at what the machine now holds.
             if outcome == "busy":
                 time.sleep(min(0.5 * (attempt + 1), 5))
-            self.session.monitor.track(key, self.run_dir(run), run.outputs)
             self.session.monitor.refresh(key)
         raise RemoteError("run %s: another hpcdo kept the run's submission lock; try again later" % run.name)
+
+    def submit_current_here(self, run):
+        """submit's check: current, and not just submitted by this invocation's batch."""
+        return self.submit_current(run) and self.run_key(run) not in self.session.batched
 
     def do_wait(self, run):
         key = self.run_key(run)

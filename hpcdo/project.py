@@ -132,9 +132,11 @@ def dodo(dodo_file, argv=None):
     state_dir = os.path.join(project_dir, ".hpcdo")
     os.makedirs(state_dir, exist_ok=True)
 
+    positional = [w for w in argv if "=" not in w and not w.startswith("-")]
+
     def task_hpcdo():
         try:
-            yield from tasks.generate(project)
+            yield from tasks.generate(project, positional)
         except HpcdoError as exc:
             sys.stderr.write("hpcdo: error: %s\n" % exc)
             sys.exit(2)

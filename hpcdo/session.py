@@ -15,7 +15,7 @@ import json
 import threading
 import time
 
-from . import RemoteError
+from . import HpcdoError, RemoteError
 from . import schedulers
 from .remote import scripts
 from .remote.connection import LocalRemote, SSHRemote
@@ -41,6 +41,8 @@ class Session:
         self._stamps = {}
         self._jobs = {}
         self._queue = {}
+        #: run key -> job id, for runs the batch submitted in this invocation
+        self.batched = {}
         self.monitor = JobMonitor(self)
 
     # -- the probe --------------------------------------------------------
@@ -98,6 +100,38 @@ class Session:
                 if job_id:
                     self._queue.pop(job_id, None)
             self._queue.update(queue)
+
+    def stale_runs(self, keys):
+        """(deployment, run) pairs among run ``keys`` whose submit step is stale."""
+        return [(dep, run) for dep in self.deployments for run in dep.recipe.runs.values()
+                if dep.run_key(run) in keys and not dep.submit_current(run)]
+
+    def submit_batch(self, keys):
+        """Submit every stale run in one remote command; each submit task then reports its own.
+
+        Runs that cannot go in the batch (a job for older inputs still
+        running, another invocation holding the lock) are left to their own
+        submit task, which says why or retries.
+        """
+        requests = {}
+        for dep, run in self.stale_runs(keys):
+            try:
+                request = dep.submit_request(run, self.job(dep.run_key(run)))
+            except HpcdoError:
+                continue
+            requests[request.key] = (dep, run, request)
+        if not requests:
+            return "nothing to submit"
+        script = scripts.submit_script(self.machine.remote_root, [r for _d, _r, r in requests.values()],
+                                       self.scheduler)
+        result = self.remote.run(script, what="submit %d runs" % len(requests))
+        answers = scripts.parse_submit(result.text)
+        for key, (dep, run, request) in requests.items():
+            outcome, detail = answers.get(key, ("missing", ""))
+            if outcome in ("submitted", "busy", "changed"):
+                if dep.submitted(run, request, outcome, detail):
+                    self.batched[key] = detail
+        return "submitted %d of %d runs in one command" % (len(self.batched), len(requests))
 
     def close(self):
         self.remote.close()

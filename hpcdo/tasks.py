@@ -45,13 +45,45 @@ def _step(step, dep, many):
     return "%s:%s" % (step, dep.recipe.name) if many else step
 
 
-def generate(project):
-    """Yield doit task dicts for every recipe on the project's machine."""
+RUN_STEPS = ("submit", "wait", "fetch_results")
+
+
+def batch_scope(words, run_names):
+    """The runs this invocation will submit, from the doit command line's words.
+
+    A group (``fetch_results``, ``wait``, ``submit``, or no task at all,
+    which means the default ``fetch_results``) selects every run; ``step:run``
+    selects that run.  Other words (options, their values, other tasks) add
+    nothing.
+    """
+    scope, named_task = set(), False
+    for word in words:
+        step, _, run = word.partition(":")
+        if step in RUN_STEPS and not run:
+            return set(run_names)
+        if step in RUN_STEPS and run in run_names:
+            scope.add(run)
+            named_task = True
+        elif word in ("clone", "configure", "compile", "send_geometry", "status", "cold", "jobscript") or \
+                step in ("clone", "configure", "compile", "send_geometry", "jobscript"):
+            named_task = True
+    return scope if named_task else set(run_names)
+
+
+def generate(project, words=()):
+    """Yield doit task dicts for every recipe on the project's machine.
+
+    ``words``: the command line's positional words, which decide which runs
+    are submitted together in one remote command.
+    """
     deployments = project.deployments
     many = len(deployments) > 1
     machine = project.machine.name
     runs = [(dep, run) for dep in deployments for run in dep.recipe.runs.values()]
     submits = ["submit:" + run.name for _dep, run in runs]
+    batch = batch_scope(words, [run.name for _dep, run in runs])
+    if len(batch) < 2:
+        batch = set()
 
     # Group definitions come first so that doit appends the subtasks after
     # the listed dependencies: every run is submitted before any is waited for.
@@ -78,11 +110,23 @@ def generate(project):
             yield _task("send_geometry:" + gname, "upload geometry %s to %s" % (gname, machine),
                         _action(dep.do_send_geometry, gname), _check(dep.geometry_current, gname), [])
 
+    if batch:
+        # Every run this invocation submits goes in one remote command: each
+        # of their submit tasks waits for this hidden task, then reports.
+        keys = {dep.run_key(run) for dep, run in runs if run.name in batch}
+        deps = sorted({_step("compile", dep, many) for dep, run in runs if run.name in batch} |
+                      {"send_geometry:" + run.geometry for _dep, run in runs if run.name in batch and run.geometry})
+        yield {"basename": "_submit_batch", "doc": "submit the selected stale runs in one remote command",
+               "actions": [_action(project.session.submit_batch, keys)],
+               "uptodate": [_check(lambda: not project.session.stale_runs(keys))],
+               "task_dep": deps, "verbosity": 1}
     for dep, run in runs:
         compile_ = _step("compile", dep, many)
         deps = [compile_] + (["send_geometry:" + run.geometry] if run.geometry else [])
+        if run.name in batch:
+            deps.append("_submit_batch")
         yield _task("submit:" + run.name, "submit run %s on %s (once per inputs)" % (run.name, machine),
-                    _action(dep.do_submit, run), _check(dep.submit_current, run), deps)
+                    _action(dep.do_submit, run), _check(dep.submit_current_here, run), deps)
         yield _task("wait:" + run.name, "wait for run %s's job to end" % run.name,
                     _action(dep.do_wait, run), _check(dep.wait_current, run), ["submit:" + run.name])
         yield _task("fetch_results:" + run.name,

@@ -23,6 +23,7 @@ from .. import RemoteError
 from . import trace
 
 CHUNK = 1 << 16
+BIG_SCRIPT = 32 * 1024
 
 
 class Result:
@@ -75,7 +76,7 @@ class Remote:
     is_local = False
 
     def run(self, script, stdin=None, sink=None, what="", check=True):
-        """Run ``script`` with ``sh -c`` and return a :class:`Result`.
+        """Run ``script`` with ``sh -c`` (``sh -s`` when long) and return a :class:`Result`.
 
         ``stdin`` may be bytes, a binary file or an iterable of byte chunks;
         it is streamed while stdout is read, so uploads and downloads of any
@@ -85,6 +86,10 @@ class Remote:
         """
         counter = _Counter()
         start = time.monotonic()
+        if stdin is None and len(script) > BIG_SCRIPT:
+            # too long for one argument (Linux takes 128 KiB, an SSH exec
+            # request not much more): let sh read the script from stdin
+            script, stdin = None, script.encode()
         try:
             result = self._run(script, _counted(_chunks(stdin), counter), sink, counter)
         finally:
@@ -148,7 +153,7 @@ class LocalRemote(Remote):
 
     def _run(self, script, chunks, sink, counter):
         proc = subprocess.Popen(
-            ["sh", "-c", script], cwd=os.path.expanduser("~"),
+            ["sh", "-s"] if script is None else ["sh", "-c", script], cwd=os.path.expanduser("~"),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             start_new_session=True)
         counter.started = True
@@ -304,7 +309,7 @@ class SSHRemote(Remote):
         transport = self._transport()
         try:
             chan = transport.open_session()
-            chan.exec_command("sh -c " + shlex.quote(script))
+            chan.exec_command("sh -s" if script is None else "sh -c " + shlex.quote(script))
             counter.started = True
         except (socket.error, EOFError, Exception) as exc:
             raise RemoteError("lost the connection to %s: %s" % (self._where(), exc))

@@ -23,6 +23,7 @@ A stamp is written last, after its step succeeded, and removed first when
 the step starts again, so an interrupted step is never taken as done.
 """
 
+import hashlib
 import re
 import shlex
 
@@ -259,67 +260,101 @@ def _each_output(patterns, skip, body):
             % (" ".join(patterns), names, body))
 
 
-def submit_script(remote_root, rundir, expected_id, sig, links, patterns, scheduler):
-    """Submit the jobscript read from stdin, at most once per run.
+class SubmitRequest:
+    """One run to submit: where, for which inputs, replacing which job id, with which jobscript.
 
-    The script takes a lock in the run directory and submits only if
+    ``links``: (source relative to the run dir, name) pairs of files to
+    snapshot into the run directory (the executable, the geometry).
+    """
+
+    def __init__(self, key, rundir, expected_id, sig, links, patterns, jobscript):
+        self.key = key
+        self.rundir = rundir
+        self.expected_id = expected_id
+        self.sig = sig
+        self.links = links
+        self.patterns = patterns
+        self.jobscript = jobscript if jobscript.endswith("\n") else jobscript + "\n"
+
+
+def submit_script(remote_root, requests, scheduler):
+    """Submit every request's jobscript, at most once per run, in one script.
+
+    Each run's block takes a lock in its run directory and submits only if
     ``job.id`` still holds ``expected_id`` (what the caller saw when it
     decided to submit): a second invocation racing the first sees a changed
-    id and submits nothing.  It ignores hang-ups and interrupts so a dropped
+    id and submits nothing.  It ignores hang-ups and interrupts, so a dropped
     connection or Ctrl-C cannot stop it between the submission and recording
-    the job id.  ``links``: (source relative to the run dir, name) pairs of
-    files to snapshot into the run directory (executable, geometry).
+    the job id.  Every answer line names the run it is about.
     """
+    return prelude(remote_root) + "\n".join(_submit_block(r, scheduler) for r in requests) + "\n"
+
+
+def _heredoc(text):
+    delimiter = "HPCDO_END_%s" % hashlib.sha256(text.encode()).hexdigest()[:16]
+    assert delimiter not in text
+    return "<<'%s'\n%s%s" % (delimiter, text, delimiter)
+
+
+def _submit_block(req, scheduler):
     link_lines = []
-    for source, name in links:
+    for source, name in req.links:
         link_lines.append('ln -f %s %s 2>/dev/null || cp -f %s %s || '
-                          '{ echo "@error cannot copy %s into the run directory" >&3; exit 1; }'
-                          % (q(source), q(name), q(source), q(name), name.replace('"', "")))
-    return prelude(remote_root) + "\n".join([
-        "d=%s" % q(rundir),
-        'mkdir -p "$d" && cd "$d" || exit 90',
+                          '{ printf "@error %%s cannot copy %%s into the run directory\\n" "$k" %s >&3; exit 0; }'
+                          % (q(source), q(name), q(source), q(name), q(name)))
+    return "\n".join([
+        "(",
+        "k=%s" % q(req.key),
+        "d=%s" % q(req.rundir),
+        'mkdir -p "$d" && cd "$d" || { printf "@error %s cannot enter the run directory\\n" "$k"; exit 0; }',
         "trap '' HUP INT TERM PIPE",
         "exec 3>&1 >>submit.log 2>&1",
         "now=$(date +%s)",
         "if ! mkdir .submit.lock 2>/dev/null; then",
         "  t=$(cat .submit.lock/t 2>/dev/null); t=${t:-0}",
-        '  if [ $((now - t)) -gt 120 ]; then rm -rf .submit.lock; mkdir .submit.lock 2>/dev/null || { echo @busy >&3; exit 0; }',
-        "  else echo @busy >&3; exit 0; fi",
+        '  if [ $((now - t)) -gt 120 ]; then rm -rf .submit.lock; '
+        'mkdir .submit.lock 2>/dev/null || { printf "@busy %s\\n" "$k" >&3; exit 0; }',
+        '  else printf "@busy %s\\n" "$k" >&3; exit 0; fi',
         "fi",
         'echo "$now" > .submit.lock/t',
         "trap 'rm -rf .submit.lock' EXIT",
         "cur=$(cat job.id 2>/dev/null)",
-        'if [ "$cur" != %s ]; then printf "@changed %%s\\n" "$cur" >&3; exit 0; fi' % q(expected_id),
-        "cat > job.sh.tmp || exit 91",
+        'if [ "$cur" != %s ]; then printf "@changed %%s %%s\\n" "$k" "$cur" >&3; exit 0; fi' % q(req.expected_id),
+        "cat > job.sh.tmp %s" % _heredoc(req.jobscript),
         # keep the previous attempt's files rather than overwrite them
-        'if [ -n "$cur" ]; then k="previous/$cur"; mkdir -p "$k"; %s; fi'
-        % _each_output(("job.sh", "job.out", "job.exit", "job.started") + tuple(patterns),
-                       [name for _src, name in links], 'mv -f "$f" "$k/"'),
+        'if [ -n "$cur" ]; then prev="previous/$cur"; mkdir -p "$prev"; %s; fi'
+        % _each_output(("job.sh", "job.out", "job.exit", "job.started") + tuple(req.patterns),
+                       [name for _src, name in req.links], 'mv -f "$f" "$prev/"'),
         "rm -f job.exit job.started job.id",
     ] + link_lines + [
         "mv -f job.sh.tmp job.sh",
-        'printf "%%s\\n" %s > job.sig' % q(sig),
+        'printf "%%s\\n" %s > job.sig' % q(req.sig),
         # fd 3 is the caller's pipe: a job that inherited it would hold the
         # connection open until it ended
-        '{ %s; } 3>&- || { echo "@error the scheduler refused the job:" >&3; tail -n 5 submit.log >&3; exit 1; }'
-        % scheduler.submit_snippet(),
-        'printf "%s\\n" "$id" > job.id.tmp && mv -f job.id.tmp job.id',
-        'printf "@submitted %s\\n" "$id" >&3',
-    ]) + "\n"
+        "if { %s; } 3>&-; then" % scheduler.submit_snippet(),
+        '  printf "%s\\n" "$id" > job.id.tmp && mv -f job.id.tmp job.id',
+        '  printf "@submitted %s %s\\n" "$k" "$id" >&3',
+        "else",
+        '  printf "@error %s the scheduler refused the job:\\n" "$k" >&3',
+        '  tail -n 5 submit.log | while IFS= read -r l; do printf "@error %s %s\\n" "$k" "$l" >&3; done',
+        "fi",
+        ")",
+    ])
 
 
 def parse_submit(text):
-    """('submitted'|'busy'|'changed'|'error', detail)."""
+    """{run key: (outcome, detail)}, outcome one of submitted, busy, changed, error."""
+    found = {}
     for line in text.splitlines():
-        if line.startswith("@submitted "):
-            return "submitted", line.split(None, 1)[1].strip()
-        if line == "@busy":
-            return "busy", ""
-        if line.startswith("@changed"):
-            return "changed", line[len("@changed"):].strip()
-        if line.startswith("@error"):
-            return "error", text[text.index("@error") + 7:].strip()
-    return "error", text.strip() or "no answer from the submit script"
+        words = line.split(" ", 2)
+        if len(words) < 2 or words[0] not in ("@submitted", "@busy", "@changed", "@error"):
+            continue
+        outcome, key, detail = words[0][1:], words[1], (words[2] if len(words) > 2 else "").strip()
+        if outcome == "error" and key in found and found[key][0] == "error":
+            found[key] = ("error", (found[key][1] + "\n" + detail).strip())
+        else:
+            found[key] = (outcome, detail)
+    return found
 
 
 def poll_script(remote_root, runs, scheduler):

@@ -37,7 +37,11 @@ def first_run(project):
 
 def test_first_run_then_noop(project):
     """Acceptance a, b, h: results for every run; the rerun executes nothing in at most 2 operations."""
-    first_run(project)
+    out = first_run(project)
+    submits = [t["what"] for t in out.trace if t["what"].startswith("submit")]
+    assert submits == ["submit 3 runs"], out.trace         # one command submits every run
+    polls = [t for t in out.trace if t["what"].startswith("poll")]
+    assert polls and all(t["op"] == "run" for t in polls)
     for run in RUNS:
         summary = project.summary(run)
         assert summary["steps"] == 3000

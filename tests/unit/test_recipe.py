@@ -64,3 +64,14 @@ def test_cmake_options_layer_recipe_machine_file_then_recipe_per_machine():
     r = recipe(cmake_options={"A": "recipe", "B": "recipe"},
                machine_cmake_options={"archer2": {"C": "per-machine"}, "other": {"A": "x"}})
     assert r.cmake_options_for(M) == {"A": "recipe", "B": "machine", "C": "per-machine"}
+
+
+def test_batch_scope_follows_the_command_line():
+    from hpcdo.tasks import batch_scope
+    runs = ["a", "b", "c"]
+    assert batch_scope([], runs) == {"a", "b", "c"}                       # default: fetch_results
+    assert batch_scope(["4", "thread", "fetch_results"], runs) == {"a", "b", "c"}
+    assert batch_scope(["submit:a", "wait:c"], runs) == {"a", "c"}
+    assert batch_scope(["fetch_results:b"], runs) == {"b"}
+    assert batch_scope(["compile"], runs) == set()
+    assert batch_scope(["list"], runs) == {"a", "b", "c"}                 # lists only; harmless
