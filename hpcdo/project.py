@@ -26,6 +26,10 @@ from .session import Session
 
 DEFAULT_MACHINE = "localhost"
 
+#: doit commands that run no task, so need no answer from the machine
+NOT_RUNNING = {"list", "info", "help", "forget", "clean", "dumpdb", "ignore", "strace",
+               "tabcompletion", "reset-dep", "auto"}
+
 
 def load_recipes(project_dir):
     """Run every ``recipes/*.py`` and collect the Recipe objects they create."""
@@ -98,13 +102,16 @@ def command_line_vars(argv):
 
 
 class Project:
-    def __init__(self, project_dir, machine_name=DEFAULT_MACHINE, overrides=None):
+    def __init__(self, project_dir, machine_name=DEFAULT_MACHINE, overrides=None, connect_early=False):
         self.dir = os.path.abspath(project_dir)
         self.catalogue = config.Catalogue(self.dir)
         layer = config.parse_overrides(overrides or {})
         self.machine = self.catalogue.machine(machine_name, layer)
-        self.recipes = load_recipes(self.dir)
         self.session = Session(self.machine)
+        if connect_early:
+            # the handshake's round trips overlap with loading the recipes
+            self.session.start_connect()
+        self.recipes = load_recipes(self.dir)
         templates = jobscript.environment(self.dir)
         self.deployments = [Deployment(self.session, r, self.dir, templates) for r in self.recipes]
 
@@ -124,15 +131,17 @@ def dodo(dodo_file, argv=None):
     words = command_line_vars(argv)
     machine = words.pop("machine", None) or DEFAULT_MACHINE
     project_dir = os.path.dirname(os.path.abspath(dodo_file))
+    positional = [w for w in argv if "=" not in w and not w.startswith("-")]
+    runs_tasks = not (positional and positional[0] in NOT_RUNNING)
     try:
-        project = Project(project_dir, machine, words)
+        project = Project(project_dir, machine, words, connect_early=runs_tasks)
     except HpcdoError as exc:
         sys.stderr.write("hpcdo: error: %s\n" % exc)
         sys.exit(2)
     state_dir = os.path.join(project_dir, ".hpcdo")
     os.makedirs(state_dir, exist_ok=True)
-
-    positional = [w for w in argv if "=" not in w and not w.startswith("-")]
+    if runs_tasks:
+        project.session.start_probe()
 
     def task_hpcdo():
         try:

@@ -41,16 +41,52 @@ class Session:
         self._stamps = {}
         self._jobs = {}
         self._queue = {}
+        self._probe_error = None
         #: run key -> job id, for runs the batch submitted in this invocation
         self.batched = {}
         self.monitor = JobMonitor(self)
 
     # -- the probe --------------------------------------------------------
+    def start_connect(self):
+        """Begin connecting in the background; a failure is reported by the first command."""
+        def connect_quietly():
+            try:
+                self.remote.connect()
+            except Exception:
+                pass
+        threading.Thread(target=connect_quietly, name="hpcdo-connect", daemon=True).start()
+
+    def start_probe(self):
+        """Begin connecting and probing in the background.
+
+        The connection's handshake and the probe are mostly waiting on the
+        network; started while doit loads and orders its tasks, that wait
+        overlaps with local work instead of adding to it.  The first check
+        that needs the answer waits for it (or gets its error).
+        """
+        def probe_quietly():
+            try:
+                self.probe()
+            except Exception:
+                pass         # probe() remembers it; the first check reports it
+        self._prefetch = threading.Thread(target=probe_quietly, name="hpcdo-probe", daemon=True)
+        self._prefetch.start()
+
     def probe(self):
         """Ask the machine for all stamps and jobs, once per invocation."""
         with self._lock:
             if self._probed:
                 return
+            if self._probe_error is not None:
+                raise self._probe_error
+            try:
+                self._run_probe()
+            except HpcdoError as exc:
+                self._probe_error = exc
+                raise
+
+    def _run_probe(self):
+        with self._lock:
             stamps, runs = [], []
             for dep in self.deployments:
                 s, r = dep.probe_items()

@@ -6,7 +6,7 @@ Task names follow the steps: ``clone``, ``configure``, ``compile`` (with a
 ``fetch_results:<run>``, and the groups ``send_geometry``, ``submit``,
 ``wait`` and ``fetch_results``.  The ``wait`` and ``fetch_results`` groups
 submit every run before waiting for any, so jobs queue side by side.
-``status``, ``cold`` and ``jobscript:<run>`` complete the set.
+``status``, ``cold`` and ``jobscript RUN...`` complete the set.
 
 Every check asks the session, which asks the machine once; every action
 reports a failure as one doit ``TaskFailed`` with a plain message.
@@ -65,7 +65,7 @@ def batch_scope(words, run_names):
             scope.add(run)
             named_task = True
         elif word in ("clone", "configure", "compile", "send_geometry", "status", "cold", "jobscript") or \
-                step in ("clone", "configure", "compile", "send_geometry", "jobscript"):
+                step in ("clone", "configure", "compile", "send_geometry"):
             named_task = True
     return scope if named_task else set(run_names)
 
@@ -92,7 +92,6 @@ def generate(project, words=()):
     yield _group("wait", "submit every run, then wait for all", submits)
     yield _group("fetch_results", "the whole pipeline: build, submit every run, wait, fetch every result",
                  submits)
-    yield _group("jobscript", "print each run's jobscript without submitting", [])
     if many:
         for step in ("clone", "configure", "compile"):
             yield _group(step, "%s every recipe" % step, [])
@@ -132,14 +131,34 @@ def generate(project, words=()):
         yield _task("fetch_results:" + run.name,
                     "fetch run %s's results into results/%s/%s/" % (run.name, machine, run.name),
                     _action(dep.do_fetch, run), _check(dep.fetch_current, run), ["wait:" + run.name])
-        yield dict(_named("jobscript:" + run.name), verbosity=2, uptodate=[False],
-                   doc="print run %s's jobscript for %s without submitting" % (run.name, machine),
-                   actions=[_action(dep.jobscript, run)])
 
+    yield {"basename": "jobscript", "pos_arg": "names", "verbosity": 2, "uptodate": [False],
+           "doc": "print the jobscripts of the named runs for %s, without submitting: "
+                  "doit jobscript RUN..." % machine,
+           "actions": [_jobscripts(project, runs)]}
     yield {"basename": "status", "doc": "show each step's state and each run's job on %s" % machine,
            "actions": [_action(project.status_table)], "uptodate": [False], "verbosity": 2}
     yield {"basename": "cold", "doc": "fresh clone and rebuild from scratch on %s" % machine,
            "actions": [_action(dep.cold) for dep in deployments], "uptodate": [False], "verbosity": 2}
+
+
+def _jobscripts(project, runs):
+    by_name = {run.name: (dep, run) for dep, run in runs}
+
+    def action(names):
+        unknown = [n for n in names if n not in by_name]
+        if unknown or not names:
+            return TaskFailed("name one or more runs: doit jobscript RUN... (runs: %s)"
+                              % ", ".join(sorted(by_name)) if not unknown else
+                              "unknown run %s; runs: %s" % (", ".join(unknown), ", ".join(sorted(by_name))))
+        try:
+            for name in names:
+                dep, run = by_name[name]
+                print(dep.jobscript(run).rstrip("\n"))
+        except HpcdoError as exc:
+            return TaskFailed(str(exc))
+        return True
+    return action
 
 
 def _named(name):

@@ -105,6 +105,9 @@ class Remote:
     def _run(self, script, chunks, sink, counter):
         raise NotImplementedError
 
+    def connect(self):
+        """Open the connection now rather than on the first command."""
+
     def close(self):
         pass
 
@@ -241,6 +244,9 @@ class SSHRemote(Remote):
                     self._refused = exc
                     raise
             return self._conn.transport
+
+    def connect(self):
+        self._transport()
 
     def _open(self):
         import fabric

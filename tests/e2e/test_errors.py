@@ -60,12 +60,12 @@ def test_undefined_template_variable_fails_the_task(local_project):
     os.makedirs(local_project.file("jobscripts"), exist_ok=True)
     with open(local_project.file("jobscripts/bad.sh.j2"), "w") as fh:
         fh.write('{% extends "local.sh.j2" %}{% block directives %}# {{ no_such_thing }}{% endblock %}')
-    out = local_project.doit("jobscript:straight", "jobscript=bad.sh.j2", ok=False)
+    out = local_project.doit("jobscript", "straight", "jobscript=bad.sh.j2", ok=False)
     assert "jobscript template bad.sh.j2: 'no_such_thing' is undefined" in out.out, out
     assert "Traceback" not in out.out
 
 
 def test_jobscript_task_prints_without_submitting(local_project):
-    out = local_project.doit("jobscript:straight")
+    out = local_project.doit("jobscript", "straight")
     assert "./lbflow --geometry straight.gmy --steps 3000" in out.out
     assert not os.path.exists(os.path.join(local_project.remote_root, "lbflow", "runs"))

@@ -1,0 +1,89 @@
+"""The alternatives hpcdo is measured against, built from hpcdo's own parts.
+
+* ``perstep``: what a straightforward doit + fabric dodo.py does: each task
+  checks its own state on the machine with its own remote command, over one
+  shared connection (each distinct stamp or job is asked for once).
+* ``fabsim``: FabSim3's pattern on top of that: a new SSH connection for
+  every remote command.
+* ``perjob``: submission with one remote command per job instead of one
+  for all the runs of an invocation.
+
+A benchmark project selects one with a dodo file that calls :func:`install`
+before loading hpcdo's tasks (see ``bench/run.py``).
+"""
+
+import hpcdo.project
+import hpcdo.session
+import hpcdo.tasks
+from hpcdo.remote import scripts
+from hpcdo.remote.connection import SSHRemote
+from hpcdo.session import Session
+
+
+class PerStepSession(Session):
+    """No batched probe: every stamp and every job is its own remote command."""
+
+    def probe(self):
+        with self._lock:
+            if not hasattr(self, "_items"):
+                self._items, self._asked = {}, set()
+                for dep in self.deployments:
+                    stamps, runs = dep.probe_items()
+                    for item in stamps:
+                        self._items[item[0]] = ("stamp", item)
+                    for item in runs:
+                        self._items[item[0]] = ("run", item)
+
+    def _ask(self, key):
+        self.probe()
+        with self._lock:
+            if key in self._asked or key not in self._items:
+                return
+            self._asked.add(key)
+            kind, item = self._items[key]
+        stamps, runs = ([item], []) if kind == "stamp" else ([], [item])
+        script = scripts.probe_script(self.machine.remote_root, stamps, runs, self.scheduler)
+        result = self.remote.run(script, what="check " + key)
+        found_stamps, jobs, queue = scripts.parse_probe(result.text, self.scheduler)
+        with self._lock:
+            self._stamps.update(found_stamps)
+            self._jobs.update(jobs)
+            self._queue.update(queue)
+
+    def stamp(self, key):
+        self._ask(key)
+        return super().stamp(key)
+
+    def job(self, key):
+        self._ask(key)
+        return super().job(key)
+
+
+class FreshConnectionRemote(SSHRemote):
+    """A new SSH connection for every remote command, closed after it."""
+
+    def _run(self, script, chunks, sink, counter):
+        try:
+            return super()._run(script, chunks, sink, counter)
+        finally:
+            self.close()
+
+
+def _fresh_connection_remote(machine):
+    if machine.is_local:
+        return hpcdo.session.LocalRemote(machine.name)
+    return FreshConnectionRemote(machine.host, user=machine.user, port=machine.port,
+                                 identity_file=machine.identity_file, known_hosts=machine.known_hosts,
+                                 name=machine.name)
+
+
+def install(mode):
+    """Switch hpcdo to a baseline behaviour for this process."""
+    if mode in ("perstep", "fabsim"):
+        hpcdo.project.Session = PerStepSession
+    if mode == "fabsim":
+        hpcdo.session.make_remote = _fresh_connection_remote
+    if mode == "perjob":
+        hpcdo.tasks.batch_scope = lambda words, run_names: set()
+    if mode not in ("perstep", "fabsim", "perjob"):
+        raise SystemExit("unknown baseline %r" % mode)
