@@ -44,7 +44,7 @@ class PerStepSession(Session):
         stamps, runs = ([item], []) if kind == "stamp" else ([], [item])
         script = scripts.probe_script(self.machine.remote_root, stamps, runs, self.scheduler)
         result = self.remote.run(script, what="check " + key)
-        found_stamps, jobs, queue = scripts.parse_probe(result.text, self.scheduler)
+        found_stamps, jobs, queue = scripts.parse_probe(result.text, self.scheduler, runs)
         with self._lock:
             self._stamps.update(found_stamps)
             self._jobs.update(jobs)

@@ -400,8 +400,9 @@ class Deployment:
             if run.geometry:
                 skip.append(self.geometry_file(run.geometry))
             script = scripts.fetch_script(self.machine.remote_root, self.run_dir(run), run.outputs, skip)
-            fingerprint, files = transfer.receive_files(self.session.remote, script, incoming,
-                                                        what="fetch " + run.name)
+            listing, files = transfer.receive_files(self.session.remote, script, incoming,
+                                                    what="fetch " + run.name)
+            fingerprint = scripts.fingerprints(listing, {self.run_dir(run)}).get(self.run_dir(run), "")
             prov = self.provenance(run, info, fingerprint, files, incoming)
             with open(os.path.join(incoming, PROVENANCE), "w") as fh:
                 json.dump(prov, fh, indent=2, sort_keys=True)

@@ -94,7 +94,7 @@ class Session:
                 runs += r
             script = scripts.probe_script(self.machine.remote_root, stamps, runs, self.scheduler)
             result = self.remote.run(script, what="probe")
-            self._stamps, self._jobs, self._queue = scripts.parse_probe(result.text, self.scheduler)
+            self._stamps, self._jobs, self._queue = scripts.parse_probe(result.text, self.scheduler, runs)
             self._probed = True
 
     def stamp(self, key):
@@ -225,7 +225,7 @@ class JobMonitor:
             return
         script = scripts.poll_script(session.machine.remote_root, active, session.scheduler)
         result = session.remote.run(script, what="poll %d jobs" % len(active))
-        _stamps, jobs, queue = scripts.parse_probe(result.text, session.scheduler)
+        _stamps, jobs, queue = scripts.parse_probe(result.text, session.scheduler, active)
         session.update_from_poll(jobs, queue)
         for key in jobs:
             if session.job(key)["state"] is JobState.LOST:

@@ -60,8 +60,6 @@ def prelude(remote_root):
         "R=%s" % root_expr(remote_root),
         'mkdir -p "$R" && cd "$R" || { echo "hpcdo: cannot use the work root $R" >&2; exit 97; }',
         HASH_FN,
-        # fingerprint of a run's results: listing of marker and output files
-        'fp() { ls -lnd -- job.exit job.id $1 2>/dev/null | cksum; }',
         "",
     ])
 
@@ -85,17 +83,32 @@ def setup_lines(modules, module_init, env):
 
 # -- the state probe ----------------------------------------------------------
 
+# The probe reads each stamp and marker with the shell's own ``read`` (no
+# process per file) and lists every run's result files with one ``ls``, so
+# its cost on the machine hardly grows with the number of runs.
 PROBE_FNS = r"""
 s() { k=$1; f=$2; shift 2; for p in "$@"; do [ -e "$p" ] || { printf '@s\t%s\t\n' "$k"; return 0; }; done
-  if [ -f "$f" ]; then printf '@s\t%s\t%s\n' "$k" "$(cat "$f")"; else printf '@s\t%s\t\n' "$k"; fi; }
+  v=; [ -f "$f" ] && read -r v < "$f"; printf '@s\t%s\t%s\n' "$k" "$v"; }
 ids=
-j() { k=$1; d=$2
-  if [ -d "$d" ]; then
-    sig=$(cat "$d/job.sig" 2>/dev/null); id=$(cat "$d/job.id" 2>/dev/null); ex=$(cat "$d/job.exit" 2>/dev/null); f=
-    if [ -n "$ex" ]; then f=$(cd "$d" && fp "$3"); elif [ -n "$id" ]; then ids="$ids${ids:+,}$id"; fi
-    printf '@j\t%s\t%s\t%s\t%s\t%s\n' "$k" "$sig" "$id" "$ex" "$f"
-  else printf '@j\t%s\t\t\t\t\n' "$k"; fi; }
+j() { k=$1; d=$2; sig=; id=; ex=
+  [ -f "$d/job.sig" ] && read -r sig < "$d/job.sig"
+  [ -f "$d/job.id" ] && read -r id < "$d/job.id"
+  [ -f "$d/job.exit" ] && read -r ex < "$d/job.exit"
+  if [ -z "$ex" ] && [ -n "$id" ]; then ids="$ids${ids:+,}$id"; fi
+  printf '@j\t%s\t%s\t%s\t%s\n' "$k" "$sig" "$id" "$ex"; }
 """
+
+
+def _listing(runs):
+    """``ls`` of every run's markers and result files: what their fingerprints are made of.
+
+    Run directories and output patterns are plain names and glob characters
+    (the recipe API checks them), so they can stand unquoted and expand.
+    """
+    words = []
+    for _key, rundir, patterns in runs:
+        words += ["%s/job.exit" % rundir, "%s/job.id" % rundir] + ["%s/%s" % (rundir, p) for p in patterns]
+    return "ls -lnd -- %s 2>/dev/null" % " ".join(words) if words else ":"
 
 
 def probe_script(remote_root, stamps, runs, scheduler):
@@ -108,28 +121,63 @@ def probe_script(remote_root, stamps, runs, scheduler):
     out = [prelude(remote_root), PROBE_FNS]
     for key, stamp, products in stamps:
         out.append("s %s %s %s" % (q(key), q(stamp), " ".join(q(p) for p in products)))
-    for key, rundir, patterns in runs:
-        out.append("j %s %s %s" % (q(key), q(rundir), q(" ".join(patterns))))
+    for key, rundir, _patterns in runs:
+        out.append("j %s %s" % (q(key), q(rundir)))
+    out.append("echo @ls")
+    out.append(_listing(runs))
     out.append('if [ -n "$ids" ]; then echo @q; %s; fi' % scheduler.status_snippet())
     out.append("exit 0")
     return "\n".join(out) + "\n"
 
 
-def parse_probe(text, scheduler):
-    """(stamps {key: text or None}, jobs {key: dict}, queue {id: JobState})."""
-    stamps, jobs, queue_lines = {}, {}, []
-    in_queue = False
+LS_RE = re.compile(r"^\S+\s+\d+\s+\S+\s+\S+\s+\d+\s+\S+\s+\S+\s+\S+\s(.*)$")
+
+
+def fingerprints(lines, runs):
+    """{run directory: fingerprint} from ``ls -lnd`` lines of runs' files.
+
+    A fingerprint changes when a result file or marker appears, disappears,
+    changes size or modification time (to the minute ``ls`` shows).
+    """
+    by_dir = {}
+    for line in lines:
+        m = LS_RE.match(line)
+        if not m:
+            continue
+        parts = m.group(1).split("/")
+        for depth in range(len(parts) - 1, 0, -1):
+            rundir = "/".join(parts[:depth])
+            if rundir in runs:
+                by_dir.setdefault(rundir, []).append(line.replace(" " + rundir + "/", " ", 1))
+                break
+    return {d: hashlib.sha256("\n".join(sorted(v)).encode()).hexdigest()[:32] for d, v in by_dir.items()}
+
+
+def parse_probe(text, scheduler, runs=()):
+    """(stamps {key: text or None}, jobs {key: dict}, queue {id: JobState}).
+
+    ``runs``: the (key, run directory, patterns) triples the script asked
+    about, to tie the listing's fingerprints to run keys.
+    """
+    stamps, jobs, listing, queue_lines = {}, {}, [], []
+    section = None
     for line in text.splitlines():
-        if in_queue:
+        if line in ("@ls", "@q"):
+            section = line
+        elif section == "@q":
             queue_lines.append(line)
-        elif line == "@q":
-            in_queue = True
+        elif section == "@ls":
+            listing.append(line)
         elif line.startswith("@s\t"):
             _tag, key, value = (line.split("\t", 2) + [""])[:3]
             stamps[key] = value or None
         elif line.startswith("@j\t"):
-            parts = (line.split("\t") + [""] * 6)[:6]
-            jobs[parts[1]] = {"sig": parts[2], "id": parts[3], "exit": parts[4], "fingerprint": parts[5]}
+            parts = (line.split("\t") + [""] * 5)[:5]
+            jobs[parts[1]] = {"sig": parts[2], "id": parts[3], "exit": parts[4], "fingerprint": ""}
+    prints = fingerprints(listing, {rundir for _k, rundir, _p in runs})
+    for key, rundir, _patterns in runs:
+        if key in jobs and jobs[key]["exit"]:
+            jobs[key]["fingerprint"] = prints.get(rundir, "")
     return stamps, jobs, scheduler.parse_status("\n".join(queue_lines))
 
 
@@ -372,18 +420,18 @@ def cancel_script(remote_root, ids, scheduler):
 
 
 def fetch_script(remote_root, rundir, patterns, skip=()):
-    """Print the results' fingerprint on one line, then a tar of them.
+    """List the results as the probe does (for their fingerprint), then print ``@tar`` and a tar of them.
 
     ``skip``: names in the run directory that are not results (the
     executable and geometry snapshots).
     """
-    pats = " ".join(patterns)
     return prelude(remote_root) + "\n".join([
+        _listing([("", rundir, patterns)]),
+        "echo @tar",
         'cd %s || { echo "hpcdo: the run directory is gone" >&2; exit 3; }' % q(rundir),
         "set -- job.sh",
         _each_output(("job.out", "job.exit", "job.id", "job.started") + tuple(patterns), ("job.sh",) + tuple(skip),
                      'set -- "$@" "$f"'),
-        "fp %s" % q(pats),
         'tar -cf - -- "$@"',
     ]) + "\n"
 

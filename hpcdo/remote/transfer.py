@@ -78,9 +78,9 @@ def send_files(remote, script, root, names, deleted=(), what="send files"):
 
 
 def receive_files(remote, script, dest, what="receive files"):
-    """Run ``script`` (which prints one header line, then a tar) and unpack into ``dest``.
+    """Run ``script`` (which prints header lines, a line ``@tar``, then a tar) and unpack into ``dest``.
 
-    Returns (header line, [regular file names]).  ``dest`` must be a new,
+    Returns ([header lines], [regular file names]).  ``dest`` must be a new,
     empty directory of the caller's.
     """
     archive = os.path.join(dest, ".hpcdo-download.tar")
@@ -94,13 +94,20 @@ def receive_files(remote, script, dest, what="receive files"):
 
 
 def unpack(archive, dest):
-    """Read the header line, then extract the tar that follows safely into ``dest``.
+    """Read the header lines up to ``@tar``, then extract the tar that follows safely into ``dest``.
 
     The ``data`` filter refuses absolute names, ``..`` and links that point
     outside ``dest``; anything of that kind fails the whole transfer.
     """
     with open(archive, "rb") as fh:
-        header = fh.readline().decode("utf-8", "replace").strip()
+        header = []
+        while True:
+            line = fh.readline()
+            if not line:
+                raise RemoteError("the answer from the machine ended before its archive began")
+            if line == b"@tar\n":
+                break
+            header.append(line.decode("utf-8", "replace").rstrip("\n"))
         try:
             with tarfile.open(fileobj=fh, mode="r:") as tar:
                 members = tar.getmembers()

@@ -61,11 +61,37 @@ def test_probe_reports_stamps_products_and_jobs(tmp_path):
     (run / "job.exit").write_text("0 1700000000\n")
     (run / "out.dat").write_text("x")
     local = get("local")
+    runs = [("r", "runs/r", ["out.dat"]), ("none", "runs/none", ["*"])]
     script = scripts.probe_script(str(tmp_path), [("a", "a/stamp", ["a"]), ("b", "b/stamp", ["b/prod"])],
-                                  [("r", "runs/r", ["out.dat"]), ("none", "runs/none", ["*"])], local)
+                                  runs, local)
     proc = sh(script, tmp_path)
-    stamps, jobs, queue = scripts.parse_probe(proc.stdout.decode(), local)
+    stamps, jobs, queue = scripts.parse_probe(proc.stdout.decode(), local, runs)
     assert stamps == {"a": '{"sig": "1"}', "b": None}
     assert jobs["r"]["sig"] == "S" and jobs["r"]["id"] == "123" and jobs["r"]["exit"].startswith("0 ")
     assert jobs["r"]["fingerprint"] and jobs["none"] == {"sig": "", "id": "", "exit": "", "fingerprint": ""}
     assert queue == {}
+
+
+def test_fingerprint_follows_result_files(tmp_path):
+    run = tmp_path / "lb" / "runs" / "r"
+    run.mkdir(parents=True)
+    (run / "job.exit").write_text("0 1\n")
+    (run / "out 1.dat").write_text("x")
+    runs = [("k", "lb/runs/r", ["out*"])]
+    local = get("local")
+
+    def fingerprint():
+        proc = sh(scripts.probe_script(str(tmp_path), [], runs, local), tmp_path)
+        return scripts.parse_probe(proc.stdout.decode(), local, runs)[1]["k"]["fingerprint"]
+
+    first = fingerprint()
+    assert first and fingerprint() == first
+    (run / "out 1.dat").write_text("xy")
+    second = fingerprint()
+    assert second != first
+    (run / "out2.dat").write_text("new")
+    assert fingerprint() != second
+    # the fetch script lists the same files the same way
+    proc = sh(scripts.fetch_script(str(tmp_path), "lb/runs/r", ["out*"]), tmp_path)
+    header = proc.stdout.split(b"@tar\n", 1)[0].decode().splitlines()
+    assert scripts.fingerprints(header, {"lb/runs/r"})["lb/runs/r"] == fingerprint()

@@ -32,7 +32,7 @@ def archive_with(tmp_path, member, data=b"x", **attrs):
             setattr(info, key, value)
         info.size = 0 if attrs.get("type") else len(data)
         tar.addfile(info, None if attrs.get("type") else io.BytesIO(data))
-    path.write_bytes(b"header 1\n" + buf.getvalue())
+    path.write_bytes(b"header 1\nheader 2\n@tar\n" + buf.getvalue())
     return str(path)
 
 
@@ -54,7 +54,7 @@ def test_unpack_reads_header_and_files(tmp_path):
     dest = tmp_path / "dest"
     dest.mkdir()
     header, files = unpack(archive_with(tmp_path, "out/result.dat", b"42"), str(dest))
-    assert header == "header 1" and files == ["out/result.dat"]
+    assert header == ["header 1", "header 2"] and files == ["out/result.dat"]
     assert (dest / "out" / "result.dat").read_bytes() == b"42"
 
 
