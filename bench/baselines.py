@@ -1,8 +1,9 @@
 """The alternatives hpcdo is measured against, built from hpcdo's own parts.
 
 * ``perstep``: what a straightforward doit + fabric dodo.py does: each task
-  checks its own state on the machine with its own remote command, over one
-  shared connection (each distinct stamp or job is asked for once).
+  checks its own state on the machine with its own remote command
+  (fabric's ``Connection.run``), over one shared connection; each distinct
+  stamp or job is asked for once.
 * ``fabsim``: FabSim3's pattern on top of that: a new SSH connection for
   every remote command.
 * ``perjob``: submission with one remote command per job instead of one
@@ -12,11 +13,15 @@ A benchmark project selects one with a dodo file that calls :func:`install`
 before loading hpcdo's tasks (see ``bench/run.py``).
 """
 
+import shlex
+import time
+
 import hpcdo.project
 import hpcdo.session
 import hpcdo.tasks
-from hpcdo.remote import scripts
-from hpcdo.remote.connection import SSHRemote
+from hpcdo import RemoteError
+from hpcdo.remote import scripts, trace
+from hpcdo.remote.connection import Result, SSHRemote
 from hpcdo.session import Session
 
 
@@ -59,30 +64,53 @@ class PerStepSession(Session):
         return super().job(key)
 
 
-class FreshConnectionRemote(SSHRemote):
-    """A new SSH connection for every remote command, closed after it."""
+class FabricRunRemote(SSHRemote):
+    """Commands through fabric's ``Connection.run``, as a plain fabric dodo.py would run them.
 
-    def _run(self, script, chunks, sink, counter):
+    Transfers (commands with stdin or a sink) keep hpcdo's own path: the
+    baselines differ from hpcdo in how they check, not in how they move files.
+    """
+
+    fresh = False      # FabSim3: a new connection for every command
+
+    def run(self, script, stdin=None, sink=None, what="", check=True):
+        if stdin is not None or sink is not None:
+            return super().run(script, stdin, sink, what, check)
+        self._transport()
+        start = time.monotonic()
         try:
-            return super()._run(script, chunks, sink, counter)
+            out = self._conn.run("sh -c " + shlex.quote(script), hide=True, warn=True, in_stream=False)
         finally:
+            trace.record("run", self.host, time.monotonic() - start, 0, 0, what)
+        result = Result(out.exited, out.stdout.encode(), out.stderr.encode())
+        if self.fresh:
             self.close()
+        if check and result.exit_code != 0:
+            raise RemoteError("%s failed: %s" % (what, result.tail(5)))
+        return result
 
 
-def _fresh_connection_remote(machine):
-    if machine.is_local:
-        return hpcdo.session.LocalRemote(machine.name)
-    return FreshConnectionRemote(machine.host, user=machine.user, port=machine.port,
-                                 identity_file=machine.identity_file, known_hosts=machine.known_hosts,
-                                 name=machine.name)
+class FreshConnectionRemote(FabricRunRemote):
+    fresh = True
+
+
+def _remote_factory(cls):
+    def make(machine):
+        if machine.is_local:
+            return hpcdo.session.LocalRemote(machine.name)
+        return cls(machine.host, user=machine.user, port=machine.port, identity_file=machine.identity_file,
+                   known_hosts=machine.known_hosts, name=machine.name)
+    return make
 
 
 def install(mode):
     """Switch hpcdo to a baseline behaviour for this process."""
     if mode in ("perstep", "fabsim"):
         hpcdo.project.Session = PerStepSession
+    if mode == "perstep":
+        hpcdo.session.make_remote = _remote_factory(FabricRunRemote)
     if mode == "fabsim":
-        hpcdo.session.make_remote = _fresh_connection_remote
+        hpcdo.session.make_remote = _remote_factory(FreshConnectionRemote)
     if mode == "perjob":
         hpcdo.tasks.batch_scope = lambda words, run_names: set()
     if mode not in ("perstep", "fabsim", "perjob"):

@@ -209,6 +209,32 @@ def _feed(chunks, write, close, errs):
             pass
 
 
+def _exec(chan, command):
+    """Start ``command`` on ``chan`` without waiting for the server to confirm the request.
+
+    paramiko's ``exec_command`` waits a round trip for the server's yes
+    before the first byte of stdin may follow; the answer it waits for is
+    already implied by the output, the exit status and the channel closing
+    that come next, and a refused request shows as a channel that closes
+    with no exit status (reported as such by the caller).  One round trip
+    saved per command is a tenth of a second on a transatlantic link.
+    """
+    try:
+        from paramiko.common import cMSG_CHANNEL_REQUEST
+        from paramiko.message import Message
+        send = chan.transport._send_user_message
+    except (ImportError, AttributeError):      # a paramiko without these internals
+        chan.exec_command(command)
+        return
+    m = Message()
+    m.add_byte(cMSG_CHANNEL_REQUEST)
+    m.add_int(chan.remote_chanid)
+    m.add_string("exec")
+    m.add_boolean(False)
+    m.add_string(command)
+    send(m)
+
+
 class SSHRemote(Remote):
     """One SSH connection, opened on first use and shared by all threads.
 
@@ -315,7 +341,7 @@ class SSHRemote(Remote):
         transport = self._transport()
         try:
             chan = transport.open_session()
-            chan.exec_command("sh -s" if script is None else "sh -c " + shlex.quote(script))
+            _exec(chan, "sh -s" if script is None else "sh -c " + shlex.quote(script))
             counter.started = True
         except (socket.error, EOFError, Exception) as exc:
             raise RemoteError("lost the connection to %s: %s" % (self._where(), exc))
@@ -326,7 +352,8 @@ class SSHRemote(Remote):
         finally:
             chan.close()
         if code == -1:
-            raise RemoteError("lost the connection to %s while a command ran" % self._where())
+            raise RemoteError("lost the connection to %s while a command ran (or the server "
+                              "refused to run it)" % self._where())
         return Result(code, out, err)
 
     def close(self):
