@@ -77,6 +77,8 @@ SCHEMA = {
     "env": (_str_map, "a mapping of names to values", "environment for builds and jobs"),
     "cmake": (lambda v: isinstance(v, str) and v != "", "a command", "cmake executable on the machine"),
     "cmake_options": (_str_map, "a mapping of names to values", "CMake -D options for every recipe"),
+    "persist": (lambda v: _int(v) and v >= 0, "a whole number of seconds (0: off)",
+                "keep the SSH connection open in an agent this long after the last use"),
     "poll_interval": (_number, "a positive number", "first wait between job polls, seconds"),
     "poll_max": (_number, "a positive number", "longest wait between job polls, seconds"),
 }

@@ -18,6 +18,7 @@ import time
 from . import HpcdoError, RemoteError
 from . import schedulers
 from .remote import scripts
+from .remote.agent import AgentRemote
 from .remote.connection import LocalRemote, SSHRemote
 from .schedulers.base import JobState, combine
 
@@ -25,6 +26,10 @@ from .schedulers.base import JobState, combine
 def make_remote(machine):
     if machine.is_local:
         return LocalRemote(machine.name)
+    if machine.persist:
+        params = {"host": machine.host, "user": machine.user, "port": int(machine.port or 22),
+                  "identity_file": machine.identity_file, "known_hosts": machine.known_hosts}
+        return AgentRemote(params, machine.persist, machine.name)
     return SSHRemote(machine.host, user=machine.user, port=machine.port,
                      identity_file=machine.identity_file, known_hosts=machine.known_hosts,
                      name=machine.name)

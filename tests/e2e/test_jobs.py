@@ -94,6 +94,7 @@ def test_threads_share_one_connection(project):
     out = project.doit("-n", "4", "-P", "thread", "fetch_results")
     for run in ("straight", "bifurcation", "stenosis"):
         assert project.summary(run)["steps"] == 3000
-    assert sum(1 for t in out.trace if t["op"] == "connect") == (0 if project.cluster is None else 1)
+    # at most one connection (none when testslurm's persistent agent already holds one)
+    assert sum(1 for t in out.trace if t["op"] == "connect") <= (0 if project.cluster is None else 1)
     probes = [t for t in out.trace if t["what"] == "probe"]
     assert len(probes) == 1

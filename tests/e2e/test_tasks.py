@@ -91,3 +91,32 @@ def test_unknown_host_key_is_refused(slurm_project, tmp_path):
     assert "ssh-keyscan -p 2222 127.0.0.1" in out.out
     assert "Traceback" not in out.out
     assert not [t for t in out.trace if t["op"] == "run"]
+
+
+def test_persistent_connection_agent(slurm_project, tmp_path):
+    """persist: the first call starts an agent holding the connection; later calls reuse it, then it retires."""
+    import shutil
+    import time
+    known = tmp_path / "known_hosts"           # own connection settings: an agent of this test's own
+    shutil.copy(slurm_project.cluster.known_hosts, known)
+    args = ("known_hosts=%s" % known, "persist=3")
+    first = slurm_project.doit("fetch_results", *args)
+    assert [t["op"] for t in first.trace].count("connect") == 1
+    again = slurm_project.doit("fetch_results", *args)
+    assert again.ran == [] and [t["what"] for t in again.trace] == ["probe"], again.trace
+    without = slurm_project.doit("fetch_results", "known_hosts=%s" % known, "persist=0")
+    assert [t["op"] for t in without.trace] == ["connect", "run"]
+    agents = subprocess.run(["pgrep", "-f", "hpcdo.remote.agent.*%s" % known], capture_output=True, text=True)
+    assert agents.stdout.split(), "no agent running"
+    import stat
+    from hpcdo.remote.agent import socket_path
+    sock = socket_path({"host": "127.0.0.1", "user": "hpcuser", "port": 2222,
+                        "identity_file": slurm_project.cluster.key, "known_hosts": str(known)})
+    assert stat.S_IMODE(os.stat(sock).st_mode) == 0o600          # only its user may use it
+    assert stat.S_IMODE(os.stat(os.path.dirname(sock)).st_mode) == 0o700
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and subprocess.run(
+            ["pgrep", "-f", "hpcdo.remote.agent.*%s" % known], capture_output=True).returncode == 0:
+        time.sleep(0.5)
+    assert subprocess.run(["pgrep", "-f", "hpcdo.remote.agent.*%s" % known], capture_output=True).returncode != 0, \
+        "the agent did not retire after persist seconds"
