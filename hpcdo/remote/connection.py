@@ -343,9 +343,8 @@ class SSHRemote(Remote):
 
     # -- commands ---------------------------------------------------------
     def _run(self, script, chunks, sink, counter):
-        transport = self._transport()
+        chan = self._open_channel()
         try:
-            chan = transport.open_session(window_size=WINDOW_SIZE)
             _exec(chan, "sh -s" if script is None else "sh -c " + shlex.quote(script))
             counter.started = True
         except (socket.error, EOFError, Exception) as exc:
@@ -360,6 +359,22 @@ class SSHRemote(Remote):
             raise RemoteError("lost the connection to %s while a command ran (or the server "
                               "refused to run it)" % self._where())
         return Result(code, out, err)
+
+    def _open_channel(self):
+        """A new channel; a connection found dead before anything ran is opened again once.
+
+        A connection kept for long (``persist``) can die quietly: a laptop's
+        sleep, a login node's restart.  Nothing has run on it yet, so trying
+        again on a fresh connection is safe.
+        """
+        for attempt in (1, 2):
+            transport = self._transport()
+            try:
+                return transport.open_session(window_size=WINDOW_SIZE)
+            except (socket.error, EOFError, Exception) as exc:
+                self.close()
+                if attempt == 2:
+                    raise RemoteError("lost the connection to %s: %s" % (self._where(), exc))
 
     def close(self):
         with self._lock:

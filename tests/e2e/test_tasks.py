@@ -120,3 +120,16 @@ def test_persistent_connection_agent(slurm_project, tmp_path):
         time.sleep(0.5)
     assert subprocess.run(["pgrep", "-f", "hpcdo.remote.agent.*%s" % known], capture_output=True).returncode != 0, \
         "the agent did not retire after persist seconds"
+
+
+def test_a_dead_kept_connection_is_opened_again(cluster):
+    """A connection that died between commands (sleep, restart) is reopened before the next one runs."""
+    from hpcdo.remote.connection import SSHRemote
+    remote = SSHRemote(cluster.host, user=cluster.user, port=cluster.port, identity_file=cluster.key,
+                       known_hosts=cluster.known_hosts, name="testslurm")
+    try:
+        assert remote.run("echo one").text == "one\n"
+        remote._conn.transport.close()            # dies behind hpcdo's back
+        assert remote.run("echo two").text == "two\n"
+    finally:
+        remote.close()
