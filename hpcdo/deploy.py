@@ -170,6 +170,9 @@ class Deployment:
         return (launcher + " " if launcher.strip() else "") + " ".join(scripts.q(a) for a in argv)
 
     def jobscript(self, run):
+        return self._memo("jobscript:" + run.name, lambda: self._render_jobscript(run))
+
+    def _render_jobscript(self, run):
         m = self.machine
         context = {
             "job_name": self.session.scheduler.job_name(self.recipe.name, run.name, m.max_job_name_chars),
@@ -180,8 +183,7 @@ class Deployment:
             "setup": self.setup() + ["export %s=%s" % (k, scripts.q(v)) for k, v in sorted(run.env.items())],
             "command": self.command(run),
         }
-        name = m.jobscript or self.session.scheduler.template
-        return self._memo("jobscript:" + run.name, lambda: jobscripts.render(self.templates, name, context))
+        return jobscripts.render(self.templates, m.jobscript or self.session.scheduler.template, context)
 
     def submit_sig(self, run):
         stamp = self.session.stamp(self.keys["compile"]) or {}
@@ -189,7 +191,8 @@ class Deployment:
         if not binary:
             return None
         geometry = self.geometry_sig(run.geometry) if run.geometry else None
-        return signature.digest("submit", binary, geometry, run.spec(), self.jobscript(run))
+        return self._memo(("submit", run.name, binary, geometry), lambda: signature.digest(
+            "submit", binary, geometry, run.spec(), self.jobscript(run)))
 
     # -- up-to-date checks (called by doit; they never raise) --------------------
     def clone_current(self):
@@ -236,7 +239,10 @@ class Deployment:
             return False
         if prov.get("signature") != info["sig"] or prov.get("fingerprint") != info["fingerprint"]:
             return False
-        return all(os.path.exists(os.path.join(self.results_dir(run), f)) for f in prov.get("files", []))
+        where = self.results_dir(run)
+        present = set(os.listdir(where))         # one call for the usual flat result directory
+        return all(f in present or ("/" in f and os.path.exists(os.path.join(where, f)))
+                   for f in prov.get("files", []))
 
     # -- actions ------------------------------------------------------------------
     def sync(self):
