@@ -285,12 +285,8 @@ class Deployment:
         stamp = {"sig": sig, "options": options}
         script = scripts.configure_script(self.machine.remote_root, self.dir, self.setup(),
                                           self.machine.cmake, options, removed, json.dumps(stamp))
-        result = self.session.remote.run(script, what="configure " + self.recipe.name, check=False)
-        self.session.set_stamp(self.keys["compile"], None)
-        if result.exit_code != 0:
-            self.session.set_stamp(self.keys["configure"], None)
-            raise RemoteError("configure of %s on %s failed:\n%s"
-                              % (self.recipe.name, self.machine.name, result.tail(25)))
+        self.session.set_stamp(self.keys["compile"], None)      # the script removed it
+        result = self._build_step("configure", script)
         self.session.set_stamp(self.keys["configure"], stamp)
         return synced + result.text
 
@@ -300,14 +296,19 @@ class Deployment:
         sig = self.compile_sig()
         script = scripts.compile_script(self.machine.remote_root, self.dir, self.setup(), self.machine.cmake,
                                         jobs, self.recipe.build_target, self.recipe.executable, sig)
-        result = self.session.remote.run(script, what="compile " + self.recipe.name, check=False)
-        if result.exit_code != 0:
-            self.session.set_stamp(self.keys["compile"], None)
-            raise RemoteError("compile of %s on %s failed:\n%s"
-                              % (self.recipe.name, self.machine.name, result.tail(25)))
+        result = self._build_step("compile", script)
         binary = _tagged(result.text, "@binary")
         self.session.set_stamp(self.keys["compile"], {"sig": sig, "binary": binary})
         return synced + result.text
+
+    def _build_step(self, step, script):
+        """Run a configure or compile script; on failure forget its stamp and show the log's tail."""
+        result = self.session.remote.run(script, what="%s %s" % (step, self.recipe.name), check=False)
+        if result.exit_code != 0:
+            self.session.set_stamp(self.keys[step], None)
+            raise RemoteError("%s of %s on %s failed:\n%s"
+                              % (step, self.recipe.name, self.machine.name, result.tail(25)))
+        return result
 
     def do_send_geometry(self, gname):
         path = self._local(self.recipe.geometries[gname])

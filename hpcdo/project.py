@@ -49,7 +49,6 @@ def load_recipes(project_dir):
         if not found:
             raise ConfigError("%s: defines no Recipe" % os.path.relpath(path, project_dir))
         for recipe in found:
-            recipe.base_dir = project_dir
             recipe.path = path
         recipes += found
     if not recipes:

@@ -211,8 +211,6 @@ class Recipe:
             raise ConfigError("%s: build_target must be a plain target name" % label)
         self.build_target = build_target
         self.runs = {}
-        #: set by the loader: the project directory paths are relative to
-        self.base_dir = None
         #: set by the loader: the recipe file, for messages
         self.path = None
 

@@ -64,6 +64,14 @@ def prelude(remote_root):
     ])
 
 
+def write_stamp(path, text):
+    """Shell that writes ``text`` to ``path`` whole or not at all (a temporary file, then a rename).
+
+    ``path`` is shell text (it may use variables such as ``$s``); ``text`` is quoted here.
+    """
+    return 'printf "%%s\\n" %s > %s.tmp && mv -f %s.tmp %s' % (q(text), path, path, path)
+
+
 def setup_lines(modules, module_init, env):
     """Shell lines that load modules and export variables, for builds and jobs."""
     lines = []
@@ -214,8 +222,8 @@ def sync_script(remote_root, src, stamp_text):
         'if [ -f "$s/.hpcdo-delete" ]; then\n'
         '  while IFS= read -r f; do rm -f "$s/$f"; done < "$s/.hpcdo-delete"; rm -f "$s/.hpcdo-delete"\n'
         "fi\n"
-        'printf "%%s\\n" %(stamp)s > "$s/.hpcdo-stamp.tmp" && mv -f "$s/.hpcdo-stamp.tmp" "$s/.hpcdo-stamp"\n'
-        % {"src": q(src), "stamp": q(stamp_text)})
+        "%(stamp)s\n"
+        % {"src": q(src), "stamp": write_stamp('"$s/.hpcdo-stamp"', stamp_text)})
 
 
 def git_clone_script(remote_root, src, url, ref, stamp_sig):
@@ -249,8 +257,7 @@ def configure_script(remote_root, recipe_dir, setup, cmake, options, removed, st
         "%s %s ../src > .hpcdo-configure.log 2>&1; rc=$?" % (_command(cmake), " ".join(args)),
         "cat .hpcdo-configure.log",
         '[ "$rc" -eq 0 ] || exit "$rc"',
-        'printf "%%s\\n" %s > .hpcdo-configure.tmp && mv -f .hpcdo-configure.tmp .hpcdo-configure'
-        % q(stamp_text),
+        write_stamp(".hpcdo-configure", stamp_text),
     ]) + "\n"
 
 
@@ -291,8 +298,9 @@ def upload_script(remote_root, directory, filename, size, stamp_text):
         'if [ "$n" != %(size)s ]; then rm -f "$t"; '
         'echo "hpcdo: upload cut short: $n of %(size)s bytes arrived" >&2; exit 1; fi\n'
         'mv -f "$t" "$d"/%(file)s || exit 1\n'
-        'printf "%%s\\n" %(stamp)s > "$d/.hpcdo-stamp.tmp" && mv -f "$d/.hpcdo-stamp.tmp" "$d/.hpcdo-stamp"\n'
-        % {"dir": q(directory), "file": q(filename), "size": int(size), "stamp": q(stamp_text)})
+        "%(stamp)s\n"
+        % {"dir": q(directory), "file": q(filename), "size": int(size),
+           "stamp": write_stamp('"$d/.hpcdo-stamp"', stamp_text)})
 
 
 # -- jobs ---------------------------------------------------------------------
@@ -413,10 +421,6 @@ def poll_script(remote_root, runs, scheduler):
 def tail_script(remote_root, rundir, lines=20):
     return prelude(remote_root) + "cd %s 2>/dev/null && tail -n %d job.out 2>/dev/null; exit 0\n" % (
         q(rundir), int(lines))
-
-
-def cancel_script(remote_root, ids, scheduler):
-    return prelude(remote_root) + "ids=%s\n%s\n" % (q(",".join(ids)), scheduler.cancel_snippet())
 
 
 def fetch_script(remote_root, rundir, patterns, skip=()):
