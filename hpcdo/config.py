@@ -19,10 +19,15 @@ import re
 import yaml
 
 from . import ConfigError
+from .launchers import LAUNCHERS
+from .schedulers import SCHEDULERS
 
 BUILTIN = os.path.join(os.path.dirname(__file__), "machines.yml")
+#: the machine catalogue shipped with hpcdo: one file per site
+CATALOGUE_DIR = os.path.join(os.path.dirname(__file__), "catalogue")
 USER_FILE = "machines_user.yml"
 
+MEMORY_RE = re.compile(r"^[0-9]+(\.[0-9]+)?[KMGT]B?$", re.IGNORECASE)
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -60,9 +65,13 @@ SCHEMA = {
     "port": (_pos_int, "a positive integer", "SSH port"),
     "identity_file": (_str_or_none, "a path or null", "SSH private key on this computer"),
     "known_hosts": (_str_or_none, "a path or null", "extra known_hosts file to trust"),
-    "scheduler": (lambda v: isinstance(v, str), "a scheduler name", "batch system"),
-    "run_command": (lambda v: isinstance(v, str), "a string",
-                    "launcher prefix, e.g. 'srun -n $cores' ($cores, $nodes, $corespernode)"),
+    "scheduler": (lambda v: v in SCHEDULERS, "one of: " + ", ".join(sorted(SCHEDULERS)), "batch system"),
+    "launcher": (lambda v: v is None or v in LAUNCHERS, "one of: " + ", ".join(sorted(LAUNCHERS)),
+                 "program launcher inside the job"),
+    "launcher_options": (_str_or_none, "a string or null",
+                         "options after the launcher ($cores, $nodes, $corespernode)"),
+    "run_command": (_str_or_none, "a string or null",
+                    "whole launcher prefix instead of launcher + options, e.g. 'srun -n $cores'"),
     "jobscript": (_str_or_none, "a template name or null", "jobscript template (default <scheduler>.sh.j2)"),
     "modules": (_str_list, "a list of strings", "module commands, e.g. 'load gcc/12' or 'gcc/12'"),
     "module_init": (_str_or_none, "a path or null", "file sourced to define 'module' before loading"),
@@ -74,6 +83,12 @@ SCHEMA = {
     "partition": (_str_or_none, "a string or null", "scheduler partition/queue"),
     "account": (_str_or_none, "a string or null", "budget code"),
     "qos": (_str_or_none, "a string or null", "quality of service"),
+    "pe": (_str_or_none, "a string or null", "Grid Engine parallel environment, e.g. mpi or smp"),
+    "memory": (lambda v: v is None or (isinstance(v, str) and MEMORY_RE.match(v) is not None), "an amount like 4G or 500M, or null", "memory per job (Slurm, PBS) or per slot (SGE), e.g. 4G"),
+    "directives": (_str_list, "a list of strings",
+                   "extra scheduler directives, without the #SBATCH/#$/#PBS/#BSUB prefix"),
+    "shell_setup": (_str_list, "a list of strings",
+                    "shell lines run before every remote command (not a .bashrc), e.g. '. /etc/profile.d/sge.sh'"),
     "env": (_str_map, "a mapping of names to values", "environment for builds and jobs"),
     "cmake": (lambda v: isinstance(v, str) and v != "", "a command", "cmake executable on the machine"),
     "cmake_options": (_str_map, "a mapping of names to values", "CMake -D options for every recipe"),
@@ -84,6 +99,16 @@ SCHEMA = {
 }
 
 NEEDED = ("scheduler", "remote_root")
+
+#: top-level key of a machines/*.yml file that imports a FabSim3 machines.yml
+FABSIM_KEY = "fabsim3"
+
+
+def _yaml_files(directory, skip=None):
+    if not os.path.isdir(directory):
+        return []
+    return [os.path.join(directory, f) for f in sorted(os.listdir(directory))
+            if f.endswith((".yml", ".yaml")) and f != skip]
 
 
 class Layer:
@@ -197,26 +222,55 @@ class Catalogue:
     """All machines a project can see, ready to merge on request."""
 
     def __init__(self, project_dir):
-        self.files = [BUILTIN]
+        self.files = [BUILTIN] + _yaml_files(CATALOGUE_DIR)
         mdir = os.path.join(project_dir, "machines")
-        if os.path.isdir(mdir):
-            names = sorted(f for f in os.listdir(mdir)
-                           if f.endswith((".yml", ".yaml")) and f != USER_FILE)
-            self.files += [os.path.join(mdir, f) for f in names]
-            user = os.path.join(mdir, USER_FILE)
-            if os.path.exists(user):
-                self.files.append(user)
+        self.files += _yaml_files(mdir, skip=USER_FILE)
+        user = os.path.join(mdir, USER_FILE)
+        if os.path.exists(user):
+            self.files.append(user)
         self.defaults = []            # Layers named "default", in order
         self.entries = {}             # name -> [Layer, ...] in order
+        self.warnings = []            # one line each, for what a FabSim3 file holds that hpcdo ignores
         for path in self.files:
             for name, layer in load_yaml(path).items():
-                if name == "default":
-                    self.defaults.append(layer)
-                else:
-                    if not NAME_RE.match(name):
-                        raise ConfigError("%s:%d: machine name %r may use only letters, digits, '_', '.', '-'"
-                                          % (path, layer.name_line, name))
-                    self.entries.setdefault(name, []).append(layer)
+                if name == FABSIM_KEY:
+                    self._add_fabsim(layer)
+                    continue
+                self._add(name, layer)
+
+    def _add(self, name, layer):
+        if name == "default":
+            self.defaults.append(layer)
+            return
+        if not NAME_RE.match(name):
+            raise ConfigError("%s:%d: machine name %r may use only letters, digits, '_', '.', '-'"
+                              % (layer.where, layer.name_line, name))
+        self.entries.setdefault(name, []).append(layer)
+
+    def _add_fabsim(self, layer):
+        """``fabsim3: {machines: PATH, user: PATH}``: take a FabSim3 project's machines as they are."""
+        from . import fabsim
+        values = layer.values
+        unknown = sorted(set(values) - {"machines", "user"})
+        if unknown or not isinstance(values.get("machines"), str) or \
+                not isinstance(values.get("user"), (str, type(None))):
+            raise ConfigError("%s:%d: fabsim3 must be a mapping with 'machines: PATH' and optionally "
+                              "'user: PATH'" % (layer.where, layer.name_line))
+        base = os.path.dirname(layer.where)
+
+        def path(p):
+            return os.path.join(base, os.path.expanduser(p)) if p else None
+
+        found = fabsim.load(path(values["machines"]), path(values.get("user")))
+        for name, layers in found.entries.items():
+            # FabSim3's own default block applies to its machines only, once,
+            # at the root of each extends chain
+            if not any(one.values.get("extends") for one in layers):
+                layers = list(found.defaults) + list(layers)
+            for one in layers:
+                one.name_line = getattr(one, "name_line", 1)
+                self._add(name, one)
+        self.warnings += found.warnings
 
     def names(self):
         return sorted(self.entries)

@@ -27,7 +27,6 @@ import datetime
 import json
 import os
 import shutil
-import string
 import subprocess
 import tempfile
 import threading
@@ -35,7 +34,7 @@ import time
 
 from . import ConfigError, HpcdoError, RemoteError
 from . import jobscript as jobscripts
-from . import signature
+from . import launchers, signature
 from .recipe import Git, OPTION_RE
 from .remote import scripts, transfer
 from .schedulers.base import JobState
@@ -155,30 +154,37 @@ class Deployment:
     def cores(self, run):
         return run.cores or self.machine.cores
 
+    def layout(self, run):
+        """(cores, nodes, cores per node) of one run on this machine.
+
+        Nodes are the run's own, else as many as ``corespernode`` makes
+        necessary, else one.
+        """
+        cores = self.cores(run)
+        per_node = self.machine.corespernode
+        nodes = run.nodes or (-(-cores // per_node) if per_node else 1)
+        return cores, nodes, min(cores, per_node) if per_node else -(-cores // nodes)
+
     def command(self, run):
         """The job's command line: the machine's launcher, the executable, quoted arguments."""
-        cores = self.cores(run)
-        values = {"cores": cores, "nodes": run.nodes or 1,
-                  "corespernode": self.machine.corespernode or cores}
-        try:
-            launcher = string.Template(self.machine.run_command or "").substitute(values)
-        except (KeyError, ValueError) as exc:
-            raise ConfigError("machine %s: run_command %r: unknown variable %s (known: $cores, $nodes, "
-                              "$corespernode)" % (self.machine.name, self.machine.run_command, exc))
+        cores, nodes, cpn = self.layout(run)
+        launcher = launchers.prefix(self.machine, cores, nodes, self.machine.corespernode or cpn)
         geometry = self.geometry_file(run.geometry) if run.geometry else None
         argv = ["./" + os.path.basename(self.recipe.executable)] + run.argv(cores, geometry)
-        return (launcher + " " if launcher.strip() else "") + " ".join(scripts.q(a) for a in argv)
+        return (launcher + " " if launcher else "") + " ".join(scripts.q(a) for a in argv)
 
     def jobscript(self, run):
         return self._memo("jobscript:" + run.name, lambda: self._render_jobscript(run))
 
     def _render_jobscript(self, run):
         m = self.machine
+        cores, nodes, cpn = self.layout(run)
         context = {
             "job_name": self.session.scheduler.job_name(self.recipe.name, run.name, m.max_job_name_chars),
             "recipe": self.recipe.name, "run": run.name, "machine": m.name,
-            "cores": self.cores(run), "nodes": run.nodes, "walltime": run.walltime,
-            "partition": m.partition, "account": m.account, "qos": m.qos,
+            "cores": cores, "nodes": nodes, "cpn": cpn, "walltime": run.walltime,
+            "partition": m.partition, "account": m.account, "qos": m.qos, "pe": m.pe,
+            "memory": m.memory, "directives": list(m.directives or []),
             "corespernode": m.corespernode,
             "setup": self.setup() + ["export %s=%s" % (k, scripts.q(v)) for k, v in sorted(run.env.items())],
             "command": self.command(run),

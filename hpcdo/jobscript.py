@@ -2,7 +2,8 @@
 
 Templates are looked up first in the project's ``jobscripts/`` (so a
 machine-specific script can ``{% extends "slurm.sh.j2" %}`` and override a
-block) and then beside the schedulers in the package.  An undefined
+block), then in the shipped machine catalogue, then beside the schedulers
+in the package.  An undefined
 variable is an error, never an empty string; values that go into scheduler
 directives pass the ``directive`` filter, which refuses anything but plain
 text, and shell values pass ``q``, which quotes them.
@@ -17,6 +18,7 @@ from . import ConfigError
 from .schedulers.base import SAFE_DIRECTIVE
 
 BUILTIN_DIR = os.path.join(os.path.dirname(__file__), "schedulers")
+CATALOGUE_DIR = os.path.join(os.path.dirname(__file__), "catalogue")
 
 
 def _directive(value):
@@ -27,9 +29,18 @@ def _directive(value):
     return text
 
 
+def _directive_line(value):
+    """A whole directive line from a machine's ``directives`` list: any text on one line."""
+    text = str(value)
+    if "\n" in text or "\r" in text or "\0" in text:
+        raise ConfigError("directive %r must be one line" % text)
+    return text
+
+
 def environment(project_dir):
     loader = jinja2.ChoiceLoader([
         jinja2.FileSystemLoader(os.path.join(project_dir, "jobscripts")),
+        jinja2.FileSystemLoader(CATALOGUE_DIR),
         jinja2.FileSystemLoader(BUILTIN_DIR),
     ])
     env = jinja2.Environment(loader=loader, undefined=jinja2.StrictUndefined,
@@ -37,6 +48,7 @@ def environment(project_dir):
                              autoescape=False)
     env.filters["q"] = lambda v: shlex.quote(str(v))
     env.filters["directive"] = _directive
+    env.filters["directive_line"] = _directive_line
     return env
 
 

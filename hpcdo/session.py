@@ -24,15 +24,19 @@ from .schedulers.base import JobState, combine
 
 
 def make_remote(machine):
+    """The machine's one connection, with its ``shell_setup`` lines put before every script."""
     if machine.is_local:
-        return LocalRemote(machine.name)
-    if machine.persist:
+        remote = LocalRemote(machine.name)
+    elif machine.persist:
         params = {"host": machine.host, "user": machine.user, "port": int(machine.port or 22),
                   "identity_file": machine.identity_file, "known_hosts": machine.known_hosts}
-        return AgentRemote(params, machine.persist, machine.name)
-    return SSHRemote(machine.host, user=machine.user, port=machine.port,
-                     identity_file=machine.identity_file, known_hosts=machine.known_hosts,
-                     name=machine.name)
+        remote = AgentRemote(params, machine.persist, machine.name)
+    else:
+        remote = SSHRemote(machine.host, user=machine.user, port=machine.port,
+                           identity_file=machine.identity_file, known_hosts=machine.known_hosts,
+                           name=machine.name)
+    remote.preamble = "".join(line + "\n" for line in machine.shell_setup or [])
+    return remote
 
 
 class Session:

@@ -79,6 +79,8 @@ class Remote:
     host = "?"
     #: True if the remote work must survive this process (not needed locally)
     is_local = False
+    #: shell text put before every script: the machine's ``shell_setup``
+    preamble = ""
 
     def run(self, script, stdin=None, sink=None, what="", check=True):
         """Run ``script`` with ``sh -c`` (``sh -s`` when long) and return a :class:`Result`.
@@ -91,6 +93,7 @@ class Remote:
         """
         counter = _Counter()
         start = time.monotonic()
+        script = self.preamble + script
         if stdin is None and len(script) > BIG_SCRIPT:
             # too long for one argument (Linux takes 128 KiB, an SSH exec
             # request not much more): let sh read the script from stdin
