@@ -100,6 +100,9 @@ SCHEMA = {
 
 NEEDED = ("scheduler", "remote_root")
 
+#: keys whose value names one of a fixed set
+CHOICES = {"scheduler": SCHEDULERS, "launcher": LAUNCHERS}
+
 #: top-level key of a machines/*.yml file that imports a FabSim3 machines.yml
 FABSIM_KEY = "fabsim3"
 
@@ -194,6 +197,12 @@ def _check_layer(layer, label):
             hint = " (did you mean '%s'?)" % near[0] if near else ""
             raise ConfigError("%s: %s: unknown key '%s'%s" % (layer.at(key), label, key, hint))
         check, wants, _help = SCHEMA[key]
+        if key in CHOICES and value is not None and not check(value):
+            known = CHOICES[key]
+            near = difflib.get_close_matches(str(value), known, n=1)
+            hint = " (did you mean '%s'?)" % near[0] if near else ""
+            raise ConfigError("%s: %s: unknown %s '%s'%s; known %ss: %s"
+                              % (layer.at(key), label, key, value, hint, key, ", ".join(sorted(known))))
         if not check(value):
             raise ConfigError("%s: %s: key '%s' must be %s, not %r"
                               % (layer.at(key), label, key, wants, value))

@@ -11,7 +11,7 @@ configure       CMake options, CMakeLists/*.cmake contents, modules, env
 compile         configure's signature and the whole source tree
 send_geometry   the geometry file's content
 submit          the executable's hash, the geometry's, the run's
-                settings and the rendered jobscript's text
+                settings, and the jobscript's templates and values
 wait            the submitted job has completed with exit code 0
 fetch_results   the local copy holds the results the machine now has
 ==============  ==========================================================
@@ -127,6 +127,9 @@ class Deployment:
         return options
 
     def setup(self):
+        return self._memo("setup", self._setup)
+
+    def _setup(self):
         m = self.machine
         env = dict(m.env or {})
         env.update(self.recipe.env)
@@ -173,13 +176,18 @@ class Deployment:
         argv = ["./" + os.path.basename(self.recipe.executable)] + run.argv(cores, geometry)
         return (launcher + " " if launcher else "") + " ".join(scripts.q(a) for a in argv)
 
-    def jobscript(self, run):
-        return self._memo("jobscript:" + run.name, lambda: self._render_jobscript(run))
+    def template_name(self):
+        return self.machine.jobscript or self.session.scheduler.template
 
-    def _render_jobscript(self, run):
+    def jobscript(self, run):
+        return self._memo("jobscript:" + run.name, lambda: jobscripts.render(
+            self.templates, self.template_name(), self.jobscript_values(run)))
+
+    def jobscript_values(self, run):
+        """Everything a jobscript template is rendered with, for one run."""
         m = self.machine
         cores, nodes, cpn = self.layout(run)
-        context = {
+        return {
             "job_name": self.session.scheduler.job_name(self.recipe.name, run.name, m.max_job_name_chars),
             "recipe": self.recipe.name, "run": run.name, "machine": m.name,
             "cores": cores, "nodes": nodes, "cpn": cpn, "walltime": run.walltime,
@@ -189,7 +197,6 @@ class Deployment:
             "setup": self.setup() + ["export %s=%s" % (k, scripts.q(v)) for k, v in sorted(run.env.items())],
             "command": self.command(run),
         }
-        return jobscripts.render(self.templates, m.jobscript or self.session.scheduler.template, context)
 
     def submit_sig(self, run):
         stamp = self.session.stamp(self.keys["compile"]) or {}
@@ -197,8 +204,11 @@ class Deployment:
         if not binary:
             return None
         geometry = self.geometry_sig(run.geometry) if run.geometry else None
+        # the jobscript enters as its templates' sources and its values, which
+        # decide its text, so a no-op call renders no jobscript at all
         return self._memo(("submit", run.name, binary, geometry), lambda: signature.digest(
-            "submit", binary, geometry, run.spec(), self.jobscript(run)))
+            "submit", binary, geometry, run.spec(),
+            jobscripts.sources_digest(self.templates, self.template_name()), self.jobscript_values(run)))
 
     # -- up-to-date checks (called by doit; they never raise) --------------------
     def clone_current(self):

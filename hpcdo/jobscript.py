@@ -9,10 +9,12 @@ directives pass the ``directive`` filter, which refuses anything but plain
 text, and shell values pass ``q``, which quotes them.
 """
 
+import hashlib
 import os
 import shlex
 
 import jinja2
+import jinja2.meta
 
 from . import ConfigError
 from .schedulers.base import SAFE_DIRECTIVE
@@ -49,6 +51,7 @@ def environment(project_dir):
     env.filters["q"] = lambda v: shlex.quote(str(v))
     env.filters["directive"] = _directive
     env.filters["directive_line"] = _directive_line
+    env.hpcdo_sources = {}            # template name -> sources_digest
     return env
 
 
@@ -57,10 +60,42 @@ def render(env, name, context):
     try:
         return env.get_template(name).render(**context)
     except jinja2.TemplateNotFound as exc:
-        raise ConfigError("jobscript template %s not found (looked in jobscripts/ and the "
-                          "built-in templates)" % exc.name)
+        raise ConfigError("jobscript template %s not found (looked in jobscripts/, the machine "
+                          "catalogue and the built-in templates)" % exc.name)
     except jinja2.UndefinedError as exc:
         raise ConfigError("jobscript template %s: %s" % (name, exc.message))
     except jinja2.TemplateSyntaxError as exc:
         raise ConfigError("%s:%s: jobscript template syntax error: %s"
                           % (exc.filename or name, exc.lineno, exc.message))
+
+
+def sources_digest(env, name):
+    """A hash of template ``name`` and every template it extends, includes or imports.
+
+    Together with the values a template is rendered with, this decides the
+    rendered text, so a job's signature can use it instead of rendering a
+    jobscript for every run on every call.
+    """
+    memo = env.hpcdo_sources
+    if name in memo:
+        return memo[name]
+    h, seen, todo = hashlib.sha256(), set(), [name]
+    while todo:
+        one = todo.pop(0)
+        if one in seen:
+            continue
+        seen.add(one)
+        try:
+            source, _filename, _uptodate = env.loader.get_source(env, one)
+            refs = jinja2.meta.find_referenced_templates(env.parse(source))
+        except jinja2.TemplateNotFound as exc:
+            raise ConfigError("jobscript template %s not found (looked in jobscripts/, the machine "
+                              "catalogue and the built-in templates)" % exc.name)
+        except jinja2.TemplateSyntaxError as exc:
+            raise ConfigError("%s:%s: jobscript template syntax error: %s"
+                              % (exc.filename or one, exc.lineno, exc.message))
+        h.update(("%s\0%s\0" % (one, source)).encode())
+        # a computed name (None) cannot be followed; its text still counts via the parent's source
+        todo.extend(sorted(r for r in refs if r))
+    memo[name] = h.hexdigest()
+    return memo[name]

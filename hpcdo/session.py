@@ -178,6 +178,23 @@ class Session:
                     self.batched[key] = detail
         return "submitted %d of %d runs in one command" % (len(self.batched), len(requests))
 
+    def cancel(self, pairs):
+        """Cancel the pending or running jobs of the (deployment, run) ``pairs``, in one command.
+
+        The jobscript's TERM trap leaves an exit marker, and the scheduler
+        reports the job cancelled; the next call submits the run again.
+        """
+        found = []
+        for dep, run in pairs:
+            info = self.job(dep.run_key(run))
+            if info["state"].active:
+                found.append((run.name, info["id"]))
+        if not found:
+            return "no job of %s is pending or running" % ", ".join(run.name for _d, run in pairs)
+        self.remote.run(scripts.cancel_script(self.machine.remote_root, [i for _r, i in found], self.scheduler),
+                        what="cancel %d jobs" % len(found))
+        return "\n".join("cancelled run %s (job %s)" % pair for pair in found)
+
     def close(self):
         self.remote.close()
 

@@ -6,7 +6,7 @@ Task names follow the steps: ``clone``, ``configure``, ``compile`` (with a
 ``fetch_results:<run>``, and the groups ``send_geometry``, ``submit``,
 ``wait`` and ``fetch_results``.  The ``wait`` and ``fetch_results`` groups
 submit every run before waiting for any, so jobs queue side by side.
-``status``, ``cold`` and ``jobscript RUN...`` complete the set.
+``status``, ``cold``, ``cancel [RUN...]`` and ``jobscript RUN...`` complete the set.
 
 Every check asks the session, which asks the machine once; every action
 reports a failure as one doit ``TaskFailed`` with a plain message.
@@ -64,7 +64,7 @@ def batch_scope(words, run_names):
         if step in RUN_STEPS and run in run_names:
             scope.add(run)
             named_task = True
-        elif word in ("clone", "configure", "compile", "send_geometry", "status", "cold", "jobscript") or \
+        elif word in ("clone", "configure", "compile", "send_geometry", "status", "cold", "jobscript", "cancel") or \
                 step in ("clone", "configure", "compile", "send_geometry"):
             named_task = True
     return scope if named_task else set(run_names)
@@ -136,6 +136,10 @@ def generate(project, words=()):
            "doc": "print the jobscripts of the named runs for %s, without submitting: "
                   "doit jobscript RUN..." % machine,
            "actions": [_jobscripts(project, runs)]}
+    yield {"basename": "cancel", "pos_arg": "names", "verbosity": 2, "uptodate": [False],
+           "doc": "cancel the pending or running jobs of the named runs (all runs if none) on %s: "
+                  "doit cancel [RUN...]" % machine,
+           "actions": [_cancel(project, runs)]}
     yield {"basename": "status", "doc": "show each step's state and each run's job on %s" % machine,
            "actions": [_action(project.status_table)], "uptodate": [False], "verbosity": 2}
     yield {"basename": "cold", "doc": "fresh clone and rebuild from scratch on %s" % machine,
@@ -158,6 +162,18 @@ def _jobscripts(project, runs):
         except HpcdoError as exc:
             return TaskFailed(str(exc))
         return True
+    return action
+
+
+def _cancel(project, runs):
+    by_name = {run.name: (dep, run) for dep, run in runs}
+
+    def action(names):
+        unknown = [n for n in names if n not in by_name]
+        if unknown:
+            return TaskFailed("unknown run %s; runs: %s" % (", ".join(unknown), ", ".join(sorted(by_name))))
+        pairs = [by_name[n] for n in names] if names else list(runs)
+        return _action(project.session.cancel, pairs)()
     return action
 
 

@@ -418,6 +418,11 @@ def poll_script(remote_root, runs, scheduler):
     return probe_script(remote_root, [], runs, scheduler)
 
 
+def cancel_script(remote_root, job_ids, scheduler):
+    """Cancel the jobs ``job_ids`` with the scheduler's own command, all in one call."""
+    return prelude(remote_root) + "ids=%s\n%s\n" % (q(",".join(job_ids)), scheduler.cancel_snippet())
+
+
 def tail_script(remote_root, rundir, lines=20):
     return prelude(remote_root) + "cd %s 2>/dev/null && tail -n %d job.out 2>/dev/null; exit 0\n" % (
         q(rundir), int(lines))
