@@ -93,7 +93,8 @@ class Remote:
         """
         counter = _Counter()
         start = time.monotonic()
-        script = self.preamble + script
+        if script is not None and self.preamble:
+            script = self.preamble + script
         if stdin is None and len(script) > BIG_SCRIPT:
             # too long for one argument (Linux takes 128 KiB, an SSH exec
             # request not much more): let sh read the script from stdin

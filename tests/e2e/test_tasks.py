@@ -133,3 +133,22 @@ def test_a_dead_kept_connection_is_opened_again(cluster):
         assert remote.run("echo two").text == "two\n"
     finally:
         remote.close()
+
+
+def test_long_scripts_and_shell_setup_through_the_agent(cluster, tmp_path):
+    """A script too long for one exec request goes by stdin, through the agent too, after shell_setup."""
+    import shutil
+    from hpcdo.config import Machine, SCHEMA
+    from hpcdo.session import make_remote
+    known = tmp_path / "known_hosts"
+    shutil.copy(cluster.known_hosts, known)
+    settings = dict.fromkeys(SCHEMA)
+    settings.update(host=cluster.host, user=cluster.user, port=cluster.port, identity_file=cluster.key,
+                    known_hosts=str(known), persist=5, shell_setup=["HPCDO_SETUP='set up'"])
+    remote = make_remote(Machine("testslurm", settings, {}))
+    try:
+        filler = "# %s\n" % ("x" * 70) * 600                 # about 44 KB of comment lines
+        result = remote.run(filler + 'printf "%s|%s\\n" "$HPCDO_SETUP" "$(id -un)"')
+        assert result.text == "set up|%s\n" % cluster.user
+    finally:
+        remote.close()
