@@ -384,8 +384,10 @@ def main():
     parser.add_argument("--doc", help="also write this markdown file (docs/benchmarks.md)")
     args = parser.parse_args()
     ensure_cluster()
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", "-e", ROOT],
-                   check=True)
+    # measure this checkout's code, whatever copy of hpcdo is installed: every
+    # doit (and the connection agents it starts) imports hpcdo from ROOT first
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p)
+    sys.path.insert(0, ROOT)
     only = set(args.only.split(",")) if args.only else {"noop", "incremental", "list", "transfers"}
     repeats = 1 if args.quick else 3
     workdir = tempfile.mkdtemp(prefix="hpcdo-bench-")
