@@ -136,7 +136,7 @@ def test_a_dead_kept_connection_is_opened_again(cluster):
 
 
 def test_long_scripts_and_shell_setup_through_the_agent(cluster, tmp_path):
-    """A script too long for one exec request goes by stdin, through the agent too, after shell_setup."""
+    """A script too long for one argument goes by stdin, through the agent too, after shell_setup."""
     import shutil
     from hpcdo.config import Machine, SCHEMA
     from hpcdo.session import make_remote
@@ -147,7 +147,7 @@ def test_long_scripts_and_shell_setup_through_the_agent(cluster, tmp_path):
                     known_hosts=str(known), persist=5, shell_setup=["HPCDO_SETUP='set up'"])
     remote = make_remote(Machine("testslurm", settings, {}))
     try:
-        filler = "# %s\n" % ("x" * 70) * 600                 # about 44 KB of comment lines
+        filler = "# %s\n" % ("x" * 70) * 1800                # about 130 KB: by stdin, not as an argument
         result = remote.run(filler + 'printf "%s|%s\\n" "$HPCDO_SETUP" "$(id -un)"')
         assert result.text == "set up|%s\n" % cluster.user
     finally:
