@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # Shared code of tests/cluster/up and tests/cluster/down: a one-machine test
 # cluster (private sshd on 127.0.0.1:2222 for user hpcuser, munge, one-node
-# Slurm). Sourced, not executed.
+# Slurm, one-host Grid Engine, PBS-style commands on top of the Slurm, Lmod).
+# Sourced, not executed.
 #
 # Every component is a set of bash functions named <component>_<verb>:
 #   <component>_packages   Debian packages it needs (printed, one per word)
@@ -9,19 +10,24 @@
 #   <component>_wait       block until it works, or die naming what failed
 #   <component>_down       stop what _up started (idempotent)
 #   <component>_status     print one word: running | stopped
-# COMPONENTS lists them in start order; down walks it backwards. To add a
-# scheduler (Grid Engine, PBS-on-Slurm, Lmod ...) write those five functions
-# and append its name to COMPONENTS.
+# COMPONENTS lists them in start order; down walks it backwards. To add one,
+# write those five functions and append its name to COMPONENTS.
 #
 # All state lives in $HPCDO_CLUSTER_DIR (default /var/lib/hpcdo-testcluster),
 # never in a checkout. The only things written outside it are: the hpcuser
 # account and its ~/.ssh/authorized_keys, the /etc/slurm/slurm.conf symlink
 # (so client commands run over ssh find the config), /run/sshd (sshd's
-# privilege separation dir), and, if needed, a "127.0.0.1 <host> localhost"
-# line at the top of /etc/hosts.
+# privilege separation dir), if needed a "127.0.0.1 <host> localhost" line at
+# the top of /etc/hosts, and Grid Engine's own places as Debian lays them out
+# (cell /var/lib/gridengine/default, whose common/act_qmaster we write; spool
+# /var/spool/gridengine; its configuration, kept by sge_qmaster there), so
+# that the /usr/bin clients work with no SGE_ROOT/SGE_CELL set.
+#
+# What clients need (ssh key, PBS bin dir, Lmod init file, ...) is written to
+# $HPCDO_CLUSTER_DIR/cluster.env (write_cluster_env).
 
 # shellcheck disable=SC2034 # used by up and down
-COMPONENTS=(ssh munge slurm)
+COMPONENTS=(ssh munge slurm sge pbs lmod) # pbs after slurm: its wrappers run Slurm
 
 STATE_DIR=$(realpath -m -- "${HPCDO_CLUSTER_DIR:-/var/lib/hpcdo-testcluster}")
 RUN_DIR=$STATE_DIR/run
@@ -53,6 +59,38 @@ SLURMD_PIDFILE=$RUN_DIR/slurmd.pid
 SLURMCTLD_LOG=$LOG_DIR/slurmctld.log
 SLURMD_LOG=$LOG_DIR/slurmd.log
 SLURM_PARTITION=debug
+
+# Grid Engine keeps Debian's layout: the client wrappers in /usr/bin default
+# to SGE_ROOT=/var/lib/gridengine SGE_CELL=default (no environment needed),
+# and the packages' postinst creates the cell and its BerkeleyDB spool there.
+SGE_ROOT_DIR=/var/lib/gridengine
+SGE_CELL_NAME=default
+SGE_COMMON=$SGE_ROOT_DIR/$SGE_CELL_NAME/common
+SGE_ACT_QMASTER=$SGE_COMMON/act_qmaster
+SGE_SPOOL=/var/spool/gridengine
+SGE_QMASTER_SPOOL=$SGE_SPOOL/qmaster # qmaster_spool_dir of Debian's bootstrap
+SGE_QMASTER_PIDFILE=$SGE_QMASTER_SPOOL/qmaster.pid
+SGE_QMASTER_LOG=$SGE_QMASTER_SPOOL/messages
+SGE_EXECD_SPOOL=$SGE_SPOOL/execd # execd_spool_dir; the execd uses <it>/<host>
+SGE_LIB=/usr/lib/gridengine
+SGE_DIR=$STATE_DIR/sge # the object definitions we feed to qconf
+SGE_LOG=$LOG_DIR/sge.log
+SGE_QUEUE=all.q
+SGE_HOSTGROUP=@allhosts
+SGE_PE=smp
+
+# PBS-style qsub/qstat/qdel of Debian's slurm-wlm-torque, unpacked (not
+# installed: it conflicts with gridengine-client over /usr/bin/qsub).
+PBS_DIR=$STATE_DIR/pbs
+PBS_BIN=$PBS_DIR/bin   # put first on PATH to get the PBS commands
+PBS_ROOT=$PBS_DIR/root # dpkg -x of slurm-wlm-torque
+PBS_STAMP=$PBS_DIR/version
+PBS_WRAPPERS=(qsub qstat qdel qalter qhold qrls qrerun pbsnodes generate_pbs_nodefile mpiexec.slurm)
+PBS_SLURM_CMDS=(sbatch salloc srun squeue scancel scontrol sacct sinfo sstat)
+
+LMOD_INIT_SH=/usr/share/lmod/lmod/init/sh     # POSIX sh (dash) and bash
+LMOD_INIT_BASH=/usr/share/lmod/lmod/init/bash # bash (also works in dash)
+MODULEFILES_DIR=$STATE_DIR/modulefiles        # owned by hpcuser, for the tests
 
 CLUSTER_ENV=$STATE_DIR/cluster.env
 
@@ -245,6 +283,18 @@ write_cluster_env() {
         printf 'HPCDO_SSH_KEY=%q\n' "$CLIENT_KEY"
         printf 'HPCDO_KNOWN_HOSTS=%q\n' "$KNOWN_HOSTS"
         printf 'HPCDO_CLUSTER_DIR=%q\n' "$STATE_DIR"
+        printf 'HPCDO_SLURM_PARTITION=%q\n' "$SLURM_PARTITION"
+        # Grid Engine: the clients need no environment (Debian's defaults);
+        # these say where the cell is, for a test that wants to look.
+        printf 'HPCDO_SGE_ROOT=%q\n' "$SGE_ROOT_DIR"
+        printf 'HPCDO_SGE_CELL=%q\n' "$SGE_CELL_NAME"
+        printf 'HPCDO_SGE_QUEUE=%q\n' "$SGE_QUEUE"
+        printf 'HPCDO_SGE_PE=%q\n' "$SGE_PE"
+        # PBS-style commands on top of Slurm: only with this first on PATH
+        printf 'HPCDO_PBS_BIN=%q\n' "$PBS_BIN"
+        printf 'HPCDO_LMOD_INIT_SH=%q\n' "$LMOD_INIT_SH"
+        printf 'HPCDO_LMOD_INIT_BASH=%q\n' "$LMOD_INIT_BASH"
+        printf 'HPCDO_MODULEFILES=%q\n' "$MODULEFILES_DIR"
     } >"$tmp"
     chmod 644 "$tmp"
     install_if_changed "$tmp" "$CLUSTER_ENV" || true
@@ -256,6 +306,18 @@ ssh_run() {
         -o UserKnownHostsFile="$KNOWN_HOSTS" -o GlobalKnownHostsFile=/dev/null \
         -o StrictHostKeyChecking=yes -o ConnectTimeout=5 \
         -p "$SSH_PORT" "$SSH_USER@$SSH_HOST" "$@"
+}
+
+# user_run CMD: run the shell command CMD as hpcuser the way sshd runs a
+# non-interactive command (login shell -c CMD, sshd's environment and PATH, no
+# profile read, in the home dir), without the 0.3 s of an ssh connection:
+# the components' checks use it; ssh_wait proves ssh itself.
+user_run() {
+    local home shell
+    home=$(getent passwd "$SSH_USER" | cut -d: -f6)
+    shell=$(getent passwd "$SSH_USER" | cut -d: -f7)
+    (cd "$home" && exec runuser -u "$SSH_USER" -- env -i HOME="$home" USER="$SSH_USER" LOGNAME="$SSH_USER" \
+        SHELL="$shell" PATH=/usr/local/bin:/usr/bin:/bin:/usr/games "$shell" -c "$1" </dev/null 9>&-)
 }
 
 # ---------------------------------------------------------------- ssh
@@ -520,3 +582,352 @@ slurm_down() {
     stop_daemon slurmd "$SLURMD_PIDFILE" "-f $SLURM_CONF"
     stop_daemon slurmctld "$SLURMCTLD_PIDFILE" "-f $SLURM_CONF"
 }
+
+# ---------------------------------------------------------------- sge
+#
+# Grid Engine 8.1.9 (Debian's gridengine-*): this host is master, execution,
+# submit and admin host. Cluster queue all.q on host group @allhosts (slots
+# = nproc, shell /bin/bash, no load thresholds) with the parallel environment
+# smp ($pe_slots) attached, so `qsub -pe smp 2` runs. The scheduler runs every
+# second and right after a submit or a job's end; accounting records are
+# written at once, so `qacct -j ID` knows a job as soon as it has ended.
+# sge_qmaster listens on port 6444, sge_execd on 6445 (all addresses: Grid
+# Engine has no bind option).
+
+sge_packages() { echo gridengine-master gridengine-exec gridengine-client; }
+
+# _sge_env CMD...: run CMD with our cell, whatever root's environment says.
+_sge_env() {
+    env -u SGE_ND -u SGE_QMASTER_PORT -u SGE_EXECD_PORT -u SGE_ARCH \
+        SGE_ROOT="$SGE_ROOT_DIR" SGE_CELL="$SGE_CELL_NAME" "$@"
+}
+
+# _sge NAME ARGS...: Grid Engine client NAME (qconf, qstat, qmod) with a 30 s
+# timeout. Runs the binary in $SGE_LIB, not the /usr/bin wrapper script,
+# which costs 60 ms a call working out the architecture.
+_sge() {
+    local name=$1
+    shift
+    _sge_env timeout 30 "$SGE_LIB/$name" "$@"
+}
+
+# _sge_host: this host's name as Grid Engine resolves it (what sge_qmaster
+# and sge_execd call themselves); act_qmaster and the host lists must say it.
+_sge_host() {
+    local h
+    h=$(_sge_env "$SGE_LIB/gethostname" -aname 2>/dev/null) || h=
+    [[ -n $h ]] || h=$(short_hostname)
+    echo "$h"
+}
+
+sge_qmaster_pid() { pid_of sge_qmaster "$SGE_QMASTER_PIDFILE" "$SGE_LIB/sge_qmaster"; }
+sge_execd_pid() { pid_of sge_execd "$SGE_EXECD_SPOOL/$(_sge_host)/execd.pid" "$SGE_LIB/sge_execd"; }
+
+sge_status() {
+    if sge_qmaster_pid >/dev/null && sge_execd_pid >/dev/null; then echo running; else echo stopped; fi
+}
+
+# _sge_qconf ARGS...: qconf ARGS, its output appended to $SGE_LOG; dies on failure.
+_sge_qconf() {
+    printf '+ qconf %s\n' "$*" >>"$SGE_LOG"
+    _sge qconf "$@" >>"$SGE_LOG" 2>&1 ||
+        die "qconf $* failed" "$SGE_LOG" "$SGE_QMASTER_LOG"
+}
+
+# _sge_same A B: true if the texts A and B differ only in white space.
+_sge_same() { [[ $(awk '{ $1 = $1; print }' <<<"$1") == "$(awk '{ $1 = $1; print }' <<<"$2")" ]]; }
+
+# _sge_object KIND NAME FILE: make the Grid Engine object NAME read like FILE;
+# KIND is qconf's letter(s) for it (hgrp, p, q: -sKIND/-AKIND/-MKIND). Adds it
+# if missing, modifies it if it differs, else does nothing.
+_sge_object() {
+    local kind=$1 name=$2 file=$3 cur
+    if cur=$(_sge qconf -s"$kind" "$name" 2>/dev/null); then
+        _sge_same "$cur" "$(cat "$file")" && return 0
+        log "grid engine: updating $name"
+        _sge_qconf -M"$kind" "$file"
+    else
+        log "grid engine: adding $name"
+        _sge_qconf -A"$kind" "$file"
+    fi
+}
+
+# _sge_cell: the cell and its spool. gridengine-master's postinst makes them
+# (init_cluster) unless debconf said not to configure; then we do it.
+_sge_cell() {
+    if [[ ! -s $SGE_COMMON/bootstrap ]]; then
+        log "grid engine: creating cell $SGE_CELL_NAME in $SGE_ROOT_DIR"
+        install -d -m 755 -o sgeadmin -g sgeadmin "$SGE_ROOT_DIR/$SGE_CELL_NAME" "$SGE_COMMON"
+        install -m 644 -o sgeadmin -g sgeadmin /usr/share/gridengine/default-bootstrap "$SGE_COMMON/bootstrap"
+    fi
+    if [[ ! -e $SGE_SPOOL/spooldb/sge ]]; then
+        log "grid engine: initialising the spool $SGE_SPOOL/spooldb"
+        mkdir -p "$SGE_SPOOL"
+        install -d -m 755 -o sgeadmin -g sgeadmin "$SGE_QMASTER_SPOOL" "$SGE_QMASTER_SPOOL/job_scripts" "$SGE_SPOOL/spooldb"
+        runuser -u sgeadmin -- /usr/share/gridengine/scripts/init_cluster \
+            "$SGE_ROOT_DIR" "$SGE_CELL_NAME" "$SGE_SPOOL/spooldb" sgeadmin >>"$SGE_LOG" 2>&1 ||
+            die "grid engine: init_cluster failed" "$SGE_LOG"
+    fi
+    install -d -m 755 -o sgeadmin -g sgeadmin "$SGE_EXECD_SPOOL"
+}
+
+# _sge_global_conf: accounting records flushed at once (the default waits
+# flush_time, 15 s), so qacct shows a job right after it ended.
+_sge_global_conf() {
+    local cur want='accounting=true reporting=false flush_time=00:00:15 joblog=false sharelog=00:00:00 accounting_flush_time=00:00:00'
+    cur=$(_sge qconf -sconf global 2>>"$SGE_LOG") || die "qconf -sconf global failed" "$SGE_LOG"
+    # one line per parameter: join the "\"-continued ones, drop the "#global:" title
+    cur=$(awk '
+        { sub(/\\$/, "") }
+        NR == 1 && /^#/ { next }
+        /^[^ \t]/ { if (l != "") print l; l = $0; next }
+        { sub(/^[ \t]+/, " "); l = l $0 }
+        END { if (l != "") print l }' <<<"$cur")
+    _sge_same "$(awk '$1 == "reporting_params" { $1 = ""; print }' <<<"$cur")" "$want" && return 0
+    mkdir -p "$SGE_DIR/conf" # qconf -Mconf takes the configuration's name from the file's
+    awk -v w="$want" '$1 == "reporting_params" { $0 = "reporting_params " w } { print }' <<<"$cur" >"$SGE_DIR/conf/global"
+    log "grid engine: global configuration: reporting_params $want"
+    _sge_qconf -Mconf "$SGE_DIR/conf/global"
+}
+
+# _sge_sched_conf: a scheduling pass every second and 1 s after a submit or a
+# job's end (the default waits up to 15 s).
+_sge_sched_conf() {
+    local cur
+    cur=$(_sge qconf -ssconf 2>>"$SGE_LOG") || die "qconf -ssconf failed" "$SGE_LOG"
+    awk '$1 == "schedule_interval" { $2 = "0:0:1" }
+         $1 == "flush_submit_sec" || $1 == "flush_finish_sec" { $2 = "1" }
+         { print }' <<<"$cur" >"$SGE_DIR/sched_conf"
+    _sge_same "$cur" "$(cat "$SGE_DIR/sched_conf")" && return 0
+    log "grid engine: scheduler: schedule_interval 0:0:1, flush_submit_sec/flush_finish_sec 1"
+    _sge_qconf -Msconf "$SGE_DIR/sched_conf"
+}
+
+sge_up() {
+    local host i tmpl
+    host=$(_sge_host)
+    mkdir -p "$SGE_DIR" "$LOG_DIR"
+    _sge_cell
+    # act_qmaster: the packages leave it empty (debconf asks for the master's name)
+    if [[ $(cat "$SGE_ACT_QMASTER" 2>/dev/null) != "$host" ]]; then
+        if { sge_qmaster_pid || sge_execd_pid; } >/dev/null; then
+            log "grid engine: act_qmaster does not name $host: stopping sge_qmaster/sge_execd"
+            sge_down
+        fi
+        log "grid engine: $SGE_ACT_QMASTER := $host"
+        printf '%s\n' "$host" >"$SGE_ACT_QMASTER"
+        chown sgeadmin:sgeadmin "$SGE_ACT_QMASTER"
+        chmod 644 "$SGE_ACT_QMASTER"
+    fi
+
+    if ! sge_qmaster_pid >/dev/null; then
+        log "starting sge_qmaster"
+        (cd / && _sge_env "$SGE_LIB/sge_qmaster") >>"$SGE_LOG" 2>&1 9>&- ||
+            die "sge_qmaster failed to start" "$SGE_LOG" "$SGE_QMASTER_LOG" /tmp/qmaster_messages
+    fi
+    for ((i = 0; i < READY_TIMEOUT * 4; i++)); do
+        _sge qconf -sh >/dev/null 2>&1 && break
+        sge_qmaster_pid >/dev/null || die "sge_qmaster exited" "$SGE_QMASTER_LOG" /tmp/qmaster_messages
+        sleep 0.25
+    done
+    ((i < READY_TIMEOUT * 4)) || die "sge_qmaster does not answer qconf -sh after ${READY_TIMEOUT}s" "$SGE_QMASTER_LOG"
+
+    _sge_global_conf
+    _sge_sched_conf
+    # the master is an admin host already; make it a submit host
+    _sge qconf -ss 2>/dev/null | grep -qxF "$host" || _sge_qconf -as "$host"
+
+    if ! sge_execd_pid >/dev/null; then
+        log "starting sge_execd"
+        (cd / && _sge_env "$SGE_LIB/sge_execd") >>"$SGE_LOG" 2>&1 9>&- ||
+            die "sge_execd failed to start" "$SGE_LOG" "$SGE_EXECD_SPOOL/$host/messages" /tmp/execd_messages
+    fi
+    # a starting execd on an admin host registers it as execution host
+    for ((i = 0; i < READY_TIMEOUT * 4; i++)); do
+        _sge qconf -se "$host" >/dev/null 2>&1 && break
+        sge_execd_pid >/dev/null || die "sge_execd exited" "$SGE_EXECD_SPOOL/$host/messages" /tmp/execd_messages
+        sleep 0.25
+    done
+    ((i < READY_TIMEOUT * 4)) || die "sge_execd did not register $host as execution host after ${READY_TIMEOUT}s" \
+        "$SGE_EXECD_SPOOL/$host/messages" "$SGE_QMASTER_LOG"
+
+    printf 'group_name %s\nhostlist %s\n' "$SGE_HOSTGROUP" "$host" >"$SGE_DIR/hostgroup"
+    _sge_object hgrp "$SGE_HOSTGROUP" "$SGE_DIR/hostgroup"
+    cat >"$SGE_DIR/pe" <<EOF2
+pe_name            $SGE_PE
+slots              9999
+user_lists         NONE
+xuser_lists        NONE
+start_proc_args    NONE
+stop_proc_args     NONE
+allocation_rule    \$pe_slots
+control_slaves     FALSE
+job_is_first_task  TRUE
+urgency_slots      min
+accounting_summary FALSE
+qsort_args         NONE
+EOF2
+    _sge_object p "$SGE_PE" "$SGE_DIR/pe"
+    # the queue: Grid Engine's template (qconf -sq) with our values
+    tmpl=$(_sge qconf -sq 2>>"$SGE_LOG") || die "qconf -sq (queue template) failed" "$SGE_LOG"
+    awk -v q="$SGE_QUEUE" -v hg="$SGE_HOSTGROUP" -v pe="$SGE_PE" -v n="$(nproc)" '
+        $1 == "qname"           { $0 = "qname " q }
+        $1 == "hostlist"        { $0 = "hostlist " hg }
+        $1 == "load_thresholds" { $0 = "load_thresholds NONE" }
+        $1 == "pe_list"         { $0 = "pe_list " pe }
+        $1 == "slots"           { $0 = "slots " n }
+        $1 == "shell"           { $0 = "shell /bin/bash" }
+        { print }' <<<"$tmpl" >"$SGE_DIR/queue"
+    _sge_object q "$SGE_QUEUE" "$SGE_DIR/queue"
+}
+
+# The queue instance must be usable: no state flags (u = execd not heard of
+# yet, E = error, d = disabled ...). E and d are cleared once. Then qstat must
+# work for hpcuser with no Grid Engine environment.
+sge_wait() {
+    local host i line states="" fixed=0 out
+    host=$(_sge_host)
+    for ((i = 0; i < READY_TIMEOUT * 4; i++)); do
+        line=$(_sge qstat -f -q "$SGE_QUEUE@$host" 2>/dev/null |
+            awk -v q="$SGE_QUEUE@$host" '$1 == q { print "x", $6 }') || line=""
+        if [[ -n $line ]]; then
+            states=${line#x}
+            states=${states# }
+            case $states in
+            "")
+                out=$(user_run qstat 2>&1) && return 0
+                die "qstat as $SSH_USER (no SGE_ROOT/SGE_CELL set) fails: $out" "$SGE_QMASTER_LOG"
+                ;;
+            *E* | *d*)
+                if ((!fixed && i >= 8)); then
+                    log "grid engine: queue $SGE_QUEUE@$host is in state $states: qmod -c, qmod -e"
+                    _sge qmod -c "$SGE_QUEUE@$host" >>"$SGE_LOG" 2>&1 || true
+                    _sge qmod -e "$SGE_QUEUE@$host" >>"$SGE_LOG" 2>&1 || true
+                    fixed=1
+                fi
+                ;;
+            esac
+        fi
+        sge_qmaster_pid >/dev/null || die "sge_qmaster died" "$SGE_QMASTER_LOG"
+        sge_execd_pid >/dev/null || die "sge_execd died" "$SGE_EXECD_SPOOL/$host/messages"
+        sleep 0.25
+    done
+    die "grid engine queue $SGE_QUEUE@$host not usable after ${READY_TIMEOUT}s (states: '${states:-no answer}')" \
+        "$SGE_QMASTER_LOG" "$SGE_EXECD_SPOOL/$host/messages"
+}
+
+sge_down() {
+    stop_daemon sge_execd "$SGE_EXECD_SPOOL/$(_sge_host)/execd.pid" "$SGE_LIB/sge_execd"
+    stop_daemon sge_qmaster "$SGE_QMASTER_PIDFILE" "$SGE_LIB/sge_qmaster"
+}
+
+# ---------------------------------------------------------------- pbs
+#
+# PBS/Torque-style qsub, qstat, qdel (and qalter qhold qrls qrerun pbsnodes)
+# on top of our Slurm: the Perl wrappers of Debian's slurm-wlm-torque, of the
+# installed Slurm's version, fetched with apt-get download and unpacked with
+# dpkg-deb -x into $PBS_ROOT -- never installed, as the package conflicts with
+# gridengine-client (both own /usr/bin/qsub). $PBS_BIN holds copies of the
+# wrappers and symlinks to the Slurm commands (qsub runs the sbatch next to
+# itself). Only a PATH with $PBS_BIN first gets the PBS commands; /usr/bin/qsub
+# stays Grid Engine's. Nothing runs: status follows Slurm's, down does nothing.
+
+pbs_packages() { echo libslurm-perl libslurmdb-perl libswitch-perl; }
+
+_pbs_version() { dpkg-query -W -f='${Version}' slurm-client 2>/dev/null; }
+
+_pbs_installed() {
+    local f
+    [[ -s $PBS_STAMP && $(cat "$PBS_STAMP") == "$(_pbs_version)" ]] || return 1
+    for f in "${PBS_WRAPPERS[@]}" "${PBS_SLURM_CMDS[@]}"; do
+        [[ -x $PBS_BIN/$f ]] || return 1
+    done
+}
+
+pbs_status() {
+    if _pbs_installed && [[ $(slurm_status) == running ]]; then echo running; else echo stopped; fi
+}
+
+pbs_up() {
+    local version dl deb f aptlog=$LOG_DIR/apt.log
+    _pbs_installed && return 0
+    version=$(_pbs_version)
+    [[ -n $version ]] || die "slurm-client is not installed (the PBS wrappers run its commands)"
+    for f in "${PBS_SLURM_CMDS[@]}"; do
+        [[ -x /usr/bin/$f ]] || die "/usr/bin/$f is missing (the PBS wrappers need it)"
+    done
+    dl=$PBS_DIR/download
+    rm -rf "$dl" "$PBS_ROOT.new" "$PBS_BIN.new"
+    mkdir -p "$dl"
+    chown _apt "$dl" 2>/dev/null || true # apt downloads as user _apt
+    log "fetching slurm-wlm-torque $version (unpacked into $PBS_ROOT, not installed; log: $aptlog)"
+    if ! (cd "$dl" && apt-get download -q "slurm-wlm-torque=$version") >>"$aptlog" 2>&1; then
+        apt-get update -q >>"$aptlog" 2>&1 || true
+        (cd "$dl" && apt-get download -q "slurm-wlm-torque=$version") >>"$aptlog" 2>&1 ||
+            die "apt-get download slurm-wlm-torque=$version failed" "$aptlog"
+    fi
+    deb=$(find "$dl" -maxdepth 1 -name 'slurm-wlm-torque_*.deb' | head -n1)
+    [[ -n $deb ]] || die "apt-get download slurm-wlm-torque=$version left no .deb in $dl" "$aptlog"
+    dpkg-deb -x "$deb" "$PBS_ROOT.new" || die "dpkg-deb -x $deb failed"
+    install -d -m 755 "$PBS_BIN.new"
+    for f in "${PBS_WRAPPERS[@]}"; do
+        [[ -f $PBS_ROOT.new/usr/bin/$f ]] || die "slurm-wlm-torque $version has no usr/bin/$f"
+        install -m 755 "$PBS_ROOT.new/usr/bin/$f" "$PBS_BIN.new/$f"
+    done
+    for f in "${PBS_SLURM_CMDS[@]}"; do
+        ln -s "/usr/bin/$f" "$PBS_BIN.new/$f"
+    done
+    rm -rf "$PBS_ROOT" "$PBS_BIN" "$dl"
+    mv "$PBS_ROOT.new" "$PBS_ROOT"
+    mv "$PBS_BIN.new" "$PBS_BIN"
+    chmod -R a+rX "$PBS_DIR"
+    printf '%s\n' "$version" >"$PBS_STAMP"
+}
+
+# The wrappers must load (Perl modules Slurm/Slurmdb) and reach slurmctld as
+# hpcuser, with $PBS_BIN first on PATH.
+pbs_wait() {
+    local out
+    out=$(user_run "PATH=$PBS_BIN:\$PATH; qstat >/dev/null && command -v qsub" 2>&1) &&
+        [[ $out == "$PBS_BIN/qsub" ]] && return 0
+    die "the PBS wrappers in $PBS_BIN fail for $SSH_USER: $out"
+}
+
+pbs_down() { :; }
+
+# ---------------------------------------------------------------- lmod
+#
+# Lmod (package lmod) and a modulefiles directory $MODULEFILES_DIR owned by
+# hpcuser for the tests to write into. `module` is a shell function: over a
+# non-interactive ssh command (no profile read) source $LMOD_INIT_SH first --
+# it is POSIX and works under dash, i.e. `sh -c`; $LMOD_INIT_BASH (bash's,
+# what /etc/profile.d/lmod.sh picks for a bash login shell) works too.
+# Nothing runs: status says whether it is usable, down does nothing.
+
+lmod_packages() { echo lmod; }
+
+lmod_status() {
+    if [[ -r $LMOD_INIT_SH && -d $MODULEFILES_DIR ]]; then echo running; else echo stopped; fi
+}
+
+lmod_up() {
+    [[ -r $LMOD_INIT_SH && -r $LMOD_INIT_BASH ]] ||
+        die "package lmod has no $LMOD_INIT_SH or $LMOD_INIT_BASH"
+    install -d -m 755 -o "$SSH_USER" -g "$(id -gn "$SSH_USER")" "$MODULEFILES_DIR"
+}
+
+# As hpcuser, under sh (dash) as hpcdo's remote commands run: source the init
+# file, load a throw-away .lua modulefile, read the variable it sets.
+lmod_wait() {
+    local dir out
+    dir=$(mktemp -d "$STATE_DIR/lmodcheck.XXXXXX")
+    mkdir "$dir/hpcdocheck"
+    printf 'setenv("HPCDO_LMOD_CHECK", "ok")\n' >"$dir/hpcdocheck/1.0.lua"
+    chmod -R a+rX "$dir"
+    out=$(user_run "sh -c '. $LMOD_INIT_SH && module use $dir && module load hpcdocheck/1.0 && echo \"\$HPCDO_LMOD_CHECK\"'" 2>&1) || true
+    rm -rf "$dir"
+    [[ ${out##*$'\n'} == ok ]] && return 0
+    die "module load as $SSH_USER (sh -c '. $LMOD_INIT_SH; module ...') fails: $out"
+}
+
+lmod_down() { :; }
