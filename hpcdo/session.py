@@ -128,7 +128,7 @@ class Session:
         self.probe()
         with self._lock:
             info = dict(self._jobs.get(key) or {"sig": "", "id": "", "exit": "", "fingerprint": ""})
-            state, code = combine(info["id"], info["exit"], self._queue.get(info["id"]))
+            state, code = combine(info["id"], info["exit"], *self._queue.get(info["id"], (None, None)))
         info["state"], info["code"] = state, code
         return info
 
@@ -136,7 +136,7 @@ class Session:
         with self._lock:
             self._jobs[key] = {k: info.get(k, "") for k in ("sig", "id", "exit", "fingerprint")}
             if queue_state is not None and info.get("id"):
-                self._queue[info["id"]] = queue_state
+                self._queue[info["id"]] = (queue_state, None)
 
     def update_from_poll(self, jobs, queue):
         with self._lock:

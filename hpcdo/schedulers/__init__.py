@@ -3,16 +3,23 @@
 A scheduler knows four things, each a short shell snippet or parser: how to
 submit ``./job.sh`` from the run directory, how to ask for the state of many
 jobs in one command, how to cancel, and how its state names map onto
-:class:`~hpcdo.schedulers.base.JobState`.  Adding a scheduler means adding
-one module here and one ``<name>.sh.j2`` template, and naming it below.
+:class:`~hpcdo.schedulers.base.JobState` -- with the exit code, where its
+accounting tells one.  Adding a scheduler means adding one module here and
+one ``<name>.sh.j2`` template that extends ``base.sh.j2`` (``_macros.j2``
+converts walltimes and memory and writes the machine's extra directives),
+and naming it below.
 """
 
 from .. import ConfigError
 from .base import JobState, Scheduler  # noqa: F401
 from .local import Local
+from .lsf import LSF
+from .pbs import PBS, Torque
+from .sge import SGE
 from .slurm import Slurm
+from .tianhe import Tianhe
 
-SCHEDULERS = {cls.name: cls for cls in (Local, Slurm)}
+SCHEDULERS = {cls.name: cls for cls in (Local, Slurm, Tianhe, SGE, PBS, Torque, LSF)}
 
 
 def get(name):

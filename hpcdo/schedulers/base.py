@@ -25,7 +25,39 @@ class JobState(enum.Enum):
         return self is JobState.COMPLETED
 
 
-SAFE_DIRECTIVE = re.compile(r"^[A-Za-z0-9_.,:=+@%/-]+$")
+# \Z, not $: "$" also matches before a final line break
+SAFE_DIRECTIVE = re.compile(r"^[A-Za-z0-9_.,:=+@%/-]+\Z")
+
+#: a job's exit code as a shell reports it: 128 + n when signal n ended it
+SIGNALLED = 128
+
+
+def to_int(text):
+    """``text`` as an int, or None (accounting prints ``-``, ``NONE``, ``undefined`` ...)."""
+    try:
+        return int(str(text).strip())
+    except (TypeError, ValueError):
+        return None
+
+
+def seconds(text):
+    """Seconds in a duration: ``[[D-]HH:]MM:SS``, ``HH:MM:SS``, plain seconds or ``61s``; else None."""
+    if text is None:
+        return None
+    text = str(text).strip().rstrip("s")
+    days = 0
+    if "-" in text:
+        head, text = text.split("-", 1)
+        days = to_int(head)
+        if days is None:
+            return None
+    total = 0
+    for part in text.split(":"):
+        try:
+            total = total * 60 + float(part)
+        except ValueError:
+            return None
+    return int(total) + days * 86400
 
 
 class Scheduler:
@@ -37,13 +69,15 @@ class Scheduler:
     template = None
     #: raw state word -> JobState
     states = {}
+    #: longest job name when the machine sets no ``max_job_name_chars`` (0: no limit)
+    name_limit = 0
 
     def submit_snippet(self):
         """Shell that submits ./job.sh from the run directory and sets ``id``."""
         raise NotImplementedError
 
     def status_snippet(self):
-        """Shell that prints ``<id> <STATE>`` lines for the comma list in ``$ids``."""
+        """Shell that prints the state of the jobs in the comma list ``$ids``, for :meth:`parse_status`."""
         raise NotImplementedError
 
     def cancel_snippet(self):
@@ -51,38 +85,42 @@ class Scheduler:
         raise NotImplementedError
 
     def parse_status(self, text):
-        """{job id: JobState} from the lines ``status_snippet`` printed."""
+        """{job id: (JobState, exit code or None)} from what ``status_snippet`` printed.
+
+        This base reads ``<id> <STATE> [<exit code>]`` lines; the first line
+        about an id wins, and a job the queue does not list is left out.
+        """
         found = {}
         for line in text.splitlines():
             words = line.split()
             if len(words) < 2:
                 continue
-            raw = words[1].rstrip("+").upper()
-            state = self.states.get(raw)
+            state = self.states.get(words[1].rstrip("+").upper())
             if state is not None:
-                found.setdefault(words[0], state)
+                code = to_int(words[2]) if len(words) > 2 else None
+                found.setdefault(words[0], (state, code))
         return found
 
     def job_name(self, recipe, run, limit):
         """A job name the scheduler accepts, at most ``limit`` characters."""
         name = re.sub(r"[^A-Za-z0-9_.-]", "_", "%s-%s" % (recipe, run))
+        limit = limit or self.name_limit
         return name[:limit] if limit else name
 
 
-def combine(job_id, exit_marker, queue_state):
-    """The state of one job from its exit marker and what the queue says.
+def combine(job_id, exit_marker, queue_state, queue_code=None):
+    """The state and exit code of one job from its exit marker and what the queue says.
 
     The marker the jobscript writes at exit is the most reliable source: it
-    survives the scheduler forgetting the job (no accounting, MinJobAge).
-    A job neither queued nor marked is LOST; one with no id was never submitted.
+    survives the scheduler forgetting the job (no accounting, MinJobAge),
+    and its code wins over the queue's.  Without a marker, the queue's state
+    and the exit code its accounting reported (``queue_code``) stand.  A job
+    neither queued nor marked is LOST; one with no id was never submitted.
     """
     if not job_id:
         return JobState.NONE, None
     if exit_marker:
-        try:
-            code = int(exit_marker.split()[0])
-        except ValueError:
-            code = None
+        code = to_int(exit_marker.split()[0])
         if code == 0:
             return JobState.COMPLETED, 0
         if queue_state in (JobState.CANCELLED, JobState.TIMEOUT, JobState.NODE_FAIL,
@@ -91,4 +129,4 @@ def combine(job_id, exit_marker, queue_state):
         return JobState.FAILED, code
     if queue_state is None:
         return JobState.LOST, None
-    return queue_state, None
+    return queue_state, queue_code
