@@ -155,6 +155,9 @@ class Deployment:
         return self._memo("geometry:" + gname, lambda: signature.file_sha256(path))
 
     def cores(self, run):
+        """The run's cores; ``cores=N`` on the command line wins over the recipe and the machine file."""
+        if self.machine.where("cores") == "command line":
+            return self.machine.cores
         return run.cores or self.machine.cores
 
     def layout(self, run):
@@ -171,7 +174,7 @@ class Deployment:
     def command(self, run):
         """The job's command line: the machine's launcher, the executable, quoted arguments."""
         cores, nodes, cpn = self.layout(run)
-        launcher = launchers.prefix(self.machine, cores, nodes, self.machine.corespernode or cpn)
+        launcher = launchers.prefix(self.machine, cores, nodes, self.machine.corespernode or cpn, cpn)
         geometry = self.geometry_file(run.geometry) if run.geometry else None
         argv = ["./" + os.path.basename(self.recipe.executable)] + run.argv(cores, geometry)
         return (launcher + " " if launcher else "") + " ".join(scripts.q(a) for a in argv)

@@ -7,8 +7,9 @@ picks one with ``launcher:`` and adds site options with
 ``launcher_options:``; ``run_command:`` (FabSim3's name) replaces the whole
 prefix when a site needs something no launcher here covers.
 
-Each launcher is its standard argument list with ``$cores``, ``$nodes`` and
-``$corespernode`` filled in per run.
+Each launcher is its standard argument list with ``$cores``, ``$nodes``,
+``$corespernode`` (the machine's) and ``$cpn`` (this run's ranks per node)
+filled in per run.
 """
 
 import string
@@ -26,7 +27,7 @@ LAUNCHERS = {
     "yhrun": "yhrun -n $cores",
 }
 
-VARIABLES = ("cores", "nodes", "corespernode")
+VARIABLES = ("cores", "nodes", "corespernode", "cpn")
 
 
 def check_name(value):
@@ -41,14 +42,14 @@ def _fill(text, values, what):
                           % (what, text, exc, ", ".join("$" + v for v in VARIABLES)))
 
 
-def prefix(machine, cores, nodes, corespernode):
+def prefix(machine, cores, nodes, corespernode, cpn):
     """The launcher words that go before the executable, for one run, as shell text.
 
     ``run_command`` wins if set; otherwise the launcher's own arguments
     followed by ``launcher_options``.  The values are whole numbers and the
     rest comes from the machine file, which is the user's own shell text.
     """
-    values = {"cores": cores, "nodes": nodes, "corespernode": corespernode}
+    values = {"cores": cores, "nodes": nodes, "corespernode": corespernode, "cpn": cpn}
     if machine.run_command:
         return _fill(machine.run_command, values, "machine %s: run_command" % machine.name).strip()
     name = machine.launcher or "none"

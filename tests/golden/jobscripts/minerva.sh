@@ -1,0 +1,25 @@
+#!/bin/bash
+#BSUB -J lbflow-straight
+#BSUB -n 1
+#BSUB -R "span[ptile=1]"
+#BSUB -W 0:05
+#BSUB -q premium
+#BSUB -o job.out
+#BSUB -e job.out
+# bsub reads the script from stdin: run where it was submitted
+if [ -n "${LS_SUBCWD:-}" ]; then cd "$LS_SUBCWD" || exit 1; fi
+# Written by hpcdo: run straight of recipe lbflow on machine minerva.
+# It runs in its run directory and leaves job.started and job.exit (exit code
+# and time) behind, so the outcome is known even when the scheduler forgets it.
+hpcdo_exit() {
+    printf '%s %s\n' "$1" "$(date +%s)" > job.exit.tmp && mv -f job.exit.tmp job.exit
+    exit "$1"
+}
+trap 'hpcdo_exit 143' TERM
+trap 'hpcdo_exit 130' INT
+printf '%s %s\n' "$$" "$(date +%s)" > job.started
+module load gcc || { echo "hpcdo: job setup step 1 failed" >&2; hpcdo_exit 98; }
+module load openmpi || { echo "hpcdo: job setup step 2 failed" >&2; hpcdo_exit 98; }
+module load cmake || { echo "hpcdo: job setup step 3 failed" >&2; hpcdo_exit 98; }
+mpirun -np 1 ./lbflow --geometry straight.gmy --steps 3000 --tau 1.0 --force 5e-05
+hpcdo_exit $?
