@@ -27,8 +27,8 @@ BUILTIN = os.path.join(os.path.dirname(__file__), "machines.yml")
 CATALOGUE_DIR = os.path.join(os.path.dirname(__file__), "catalogue")
 USER_FILE = "machines_user.yml"
 
-MEMORY_RE = re.compile(r"^[0-9]+(\.[0-9]+)?[KMGT]B?$", re.IGNORECASE)
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+MEMORY_RE = re.compile(r"^[0-9]+(\.[0-9]+)?[KMGT]B?\Z", re.IGNORECASE)
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
 
 
 def _str_or_none(v):
@@ -69,7 +69,7 @@ SCHEMA = {
     "launcher": (lambda v: v is None or v in LAUNCHERS, "one of: " + ", ".join(sorted(LAUNCHERS)),
                  "program launcher inside the job"),
     "launcher_options": (_str_or_none, "a string or null",
-                         "options after the launcher ($cores, $nodes, $corespernode)"),
+                         "options after the launcher ($cores, $nodes, $corespernode, $cpn)"),
     "run_command": (_str_or_none, "a string or null",
                     "whole launcher prefix instead of launcher + options, e.g. 'srun -n $cores'"),
     "jobscript": (_str_or_none, "a template name or null", "jobscript template (default <scheduler>.sh.j2)"),
@@ -239,7 +239,7 @@ class Catalogue:
             self.files.append(user)
         self.defaults = []            # Layers named "default", in order
         self.entries = {}             # name -> [Layer, ...] in order
-        self.warnings = []            # one line each, for what a FabSim3 file holds that hpcdo ignores
+        self.fabsim = []              # what each imported FabSim3 machines.yml gave (hpcdo.fabsim)
         for path in self.files:
             for name, layer in load_yaml(path).items():
                 if name == FABSIM_KEY:
@@ -271,7 +271,13 @@ class Catalogue:
             return os.path.join(base, os.path.expanduser(p)) if p else None
 
         found = fabsim.load(path(values["machines"]), path(values.get("user")))
+        self.fabsim.append(found)
         for name, layers in found.entries.items():
+            if name == "localhost":
+                # hpcdo's own localhost (no SSH, background jobs) stays what it is
+                found.warn("localhost", "%s: FabSim3's machine 'localhost' is not imported: hpcdo's "
+                                        "built-in localhost is used" % layer.where)
+                continue
             # FabSim3's own default block applies to its machines only, once,
             # at the root of each extends chain
             if not any(one.values.get("extends") for one in layers):
@@ -279,14 +285,19 @@ class Catalogue:
             for one in layers:
                 one.name_line = getattr(one, "name_line", 1)
                 self._add(name, one)
-        self.warnings += found.warnings
 
     def names(self):
         return sorted(self.entries)
 
+    def warnings(self, name):
+        """One line each: what imported FabSim3 files say about machine ``name`` that hpcdo ignores."""
+        return [w for found in self.fabsim for w in found.warnings_for(name)]
+
     def machine(self, name, overrides=None):
         """Merge and validate machine ``name``; ``overrides`` is a command-line Layer."""
         if name not in self.entries:
+            for found in self.fabsim:
+                found.require(name)             # a FabSim3 machine left out says why
             near = difflib.get_close_matches(name, self.entries, n=1)
             hint = " (did you mean '%s'?)" % near[0] if near else ""
             raise ConfigError("unknown machine '%s'%s; known machines: %s"

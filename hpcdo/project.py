@@ -26,9 +26,10 @@ from .session import Session
 
 DEFAULT_MACHINE = "localhost"
 
-#: doit commands that run no task, so need no answer from the machine
+#: doit commands that run no task, and tasks that need nothing from the
+#: machine, so no connection or probe is started ahead of them
 NOT_RUNNING = {"list", "info", "help", "forget", "clean", "dumpdb", "ignore", "strace",
-               "tabcompletion", "reset-dep", "auto"}
+               "tabcompletion", "reset-dep", "auto", "jobscript"}
 
 
 def load_recipes(project_dir):
@@ -106,6 +107,8 @@ class Project:
         self.catalogue = config.Catalogue(self.dir)
         layer = config.parse_overrides(overrides or {})
         self.machine = self.catalogue.machine(machine_name, layer)
+        for warning in self.catalogue.warnings(machine_name):
+            sys.stderr.write("hpcdo: warning: %s\n" % warning)
         self.session = Session(self.machine)
         if connect_early:
             # the handshake's round trips overlap with loading the recipes

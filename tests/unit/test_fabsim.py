@@ -1,0 +1,537 @@
+"""FabSim3 machine files read as they are: the mapping, where each value came from, warnings, errors.
+
+The fixture in tests/data/fabsim3 is written in FabSim3's format: a
+machines.yml with a default block and several machines (Slurm, Grid Engine,
+PBS, LSF, local, one importing another, one hpcdo cannot drive), a
+machines_user.yml with the user's names and budgets, and batch header
+templates in templates/ beside them, where FabSim3 keeps them.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from hpcdo import ConfigError, fabsim
+from hpcdo.config import Catalogue
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DATA = os.path.join(ROOT, "tests", "data", "fabsim3")
+MACHINES = os.path.join(DATA, "machines.yml")
+USER = os.path.join(DATA, "machines_user.yml")
+TEMPLATES = os.path.join(DATA, "templates")
+
+
+def line_of(path, text, after=None):
+    """The 1-based line of the first line of ``path`` holding ``text`` (after the line holding ``after``)."""
+    with open(path) as fh:
+        lines = fh.read().splitlines()
+    start = 0
+    if after is not None:
+        start = next(i for i, line in enumerate(lines) if after in line) + 1
+    for i in range(start, len(lines)):
+        if text in lines[i]:
+            return i + 1
+    raise AssertionError("%r not in %s" % (text, path))
+
+
+def merged(found, name):
+    """A machine's settings and origins, merged the way hpcdo's Catalogue merges them."""
+    chain = []
+    while name is not None:
+        layers = found.entries[name]
+        parent = next((l.values["extends"] for l in layers if l.values.get("extends")), None)
+        chain = (layers if parent else found.defaults + layers) + chain
+        name = parent
+    settings, origins = {}, {}
+    for layer in chain:
+        for key, value in layer.values.items():
+            settings[key] = value
+            origins[key] = layer.at(key)
+    return settings, origins
+
+
+@pytest.fixture(scope="module")
+def found():
+    return fabsim.load(MACHINES, USER)
+
+
+def write(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return str(path)
+
+
+# -- the fixture's machines ----------------------------------------------------------
+
+def test_every_machine_hpcdo_can_drive_is_loaded(found):
+    assert sorted(found.entries) == ["kestrel", "kestrel_short", "localhost", "lsfbox",
+                                     "myriadlike", "pbscluster", "workstation"]
+    assert list(found.errors) == ["oldbluegene"]
+
+
+def test_slurm_machine(found):
+    m, where = merged(found, "kestrel")
+    assert m["host"] == "login.kestrel.example.ac.uk"
+    assert m["user"] == "kdoe42"
+    assert m["port"] == 22
+    assert m["scheduler"] == "slurm"
+    assert (m["cores"], m["corespernode"], m["max_job_name_chars"]) == (128, 128, 15)
+    # $project and $username from the user file fill the path templates
+    assert m["remote_root"] == "/work/e999/e999/kdoe42/FabSim"
+    assert m["run_command"] == "srun --distribution=block:block --hint=nomultithread"
+    # all (as written), then unloaded, then loaded; the 'lammps' script's modules are not for every job
+    assert m["modules"] == ["load cray-python", "load cmake/3.29"]
+    # from the header's options: --account=$budget, --partition=$partition_name, --qos=$qos_name
+    assert (m["account"], m["partition"], m["qos"]) == ("e999-kdoe", "standard", "standard")
+    # options hpcdo writes for every job are gone; --mem stays as written (FabSim3's is per node)
+    assert m["directives"] == ["--ntasks-per-node=128", "--cpus-per-task=1", "--mem=200G", "--exclusive"]
+    assert "memory" not in m and "pe" not in m
+
+
+def test_grid_engine_machine(found):
+    m, _where = merged(found, "myriadlike")
+    assert m["scheduler"] == "sge"
+    assert m["pe"] == "mpi"                              # from "-pe mpi $cores_reserved"
+    assert m["user"] == "ucabjdo"
+    assert m["remote_root"] == "/home/ucabjdo/Scratch/FabSim"
+    assert m["modules"] == ["unload default-modules/2018", "load gcc/12", "load openmpi/4.1"]
+    # #$dollar is FabSim3's old spelling of #$; -S, -N, h_rt and -wd are hpcdo's own;
+    # the site's own mem resource and -A stay as written
+    assert m["directives"] == ["-l mem=2G,tmpfs=10G", "-A UCL_Budget", "-m n"]
+    assert m.get("account") is None and m.get("memory") is None
+
+
+def test_pbs_machine(found):
+    m, _where = merged(found, "pbscluster")
+    assert m["scheduler"] == "pbs"
+    assert (m["partition"], m["account"]) == ("workq", "hawk-proj-7")
+    assert m["memory"] == "64gb"                         # PBS mem is per job, as hpcdo's memory
+    assert m["directives"] == ["-m abe", "-l place=scatter:excl"]
+    assert m["run_command"] == "aprun -n $cores -N $corespernode"
+    assert m["remote_root"] == "/home/jdoe/FabSim"      # the default templates, the user's default name
+
+
+def test_local_machines(found):
+    m, _where = merged(found, "localhost")
+    assert (m["host"], m["scheduler"], m["cores"]) == (None, "local", 2)
+    assert m["remote_root"] == "/home/jdoe/FabSim"
+    assert "directives" not in m
+    m, _where = merged(found, "workstation")
+    # a remote with no job_dispatch: jobs run in the background over SSH
+    assert (m["host"], m["scheduler"], m["port"]) == ("ws.example.org", "local", 2222)
+    assert m["remote_root"] == "/data/jdoe/FabSim"
+    assert m["run_command"] == ""
+    # run_prefix_commands: FabSim3's $home_path filled in, the shell's $HOME and $PATH left alone
+    assert m["shell_setup"] == ["source /data/jdoe/env.sh", "export PATH=$HOME/bin:$PATH"]
+
+
+def test_header_that_cannot_be_read_still_gives_the_scheduler(found):
+    m, _where = merged(found, "lsfbox")
+    assert m["scheduler"] == "lsf"
+    assert (m["account"], m["partition"]) == ("lsf-acct", "normal")
+    assert m["run_command"] == "mpirun -np ${cores}"
+    assert "directives" not in m
+    header = line_of(MACHINES, "batch_header: lsf-bigiron")
+    assert any(w.startswith("%s:%d: machine 'lsfbox': key 'batch_header' 'lsf-bigiron' not read" % (MACHINES, header))
+               for w in found.warnings), found.warnings
+
+
+# -- where values came from ------------------------------------------------------------
+
+def test_each_value_points_at_the_fabsim3_line_it_came_from(found):
+    _m, where = merged(found, "kestrel")
+    assert where["host"] == "%s:%d" % (MACHINES, line_of(MACHINES, "remote: login.kestrel"))
+    assert where["scheduler"] == "%s:%d" % (MACHINES, line_of(MACHINES, "job_dispatch: sbatch"))
+    # the work root is runtime_path_template's, the template set last of those it is made of
+    assert where["remote_root"] == "%s:%d" % (MACHINES, line_of(MACHINES, "runtime_path_template: /work/"))
+    assert where["user"] == "%s:%d" % (USER, line_of(USER, "username: kdoe42"))
+    # account came through the header's $budget: it points at budget in the user file
+    assert where["account"] == "%s:%d" % (USER, line_of(USER, "budget: e999-kdoe"))
+    # the defaults: port from the user's default block, corespernode overridden by the entry
+    assert where["port"] == "%s:%d" % (USER, line_of(USER, "port: 22"))
+    assert where["corespernode"] == "%s:%d" % (MACHINES, line_of(MACHINES, "corespernode: 128"))
+    header = os.path.join(TEMPLATES, "slurm-kestrel")
+    assert where["directives"] == "%s:%d" % (header, line_of(header, "--ntasks-per-node"))
+    for layer in found.entries["kestrel"]:
+        assert layer.where in (MACHINES, USER, header)
+
+
+def test_layers_come_in_fabsim3_file_order(found):
+    wheres = [layer.where for layer in found.entries["kestrel"]]
+    assert wheres == [MACHINES, USER, os.path.join(TEMPLATES, "slurm-kestrel")]
+    assert found.entries["kestrel"][0].name_line == line_of(MACHINES, "kestrel:")
+    assert found.entries["kestrel"][1].name_line == line_of(USER, "kestrel:")
+    assert [layer.where for layer in found.defaults] == [MACHINES, USER]
+    assert found.defaults[1].values == {"user": "jdoe", "port": 22}
+
+
+# -- import, user overrides -------------------------------------------------------------
+
+def test_import_becomes_extends_and_carries_every_setting(found):
+    first = found.entries["kestrel_short"][0]
+    assert first.values["extends"] == "kestrel"
+    assert first.at("extends") == "%s:%d" % (MACHINES, line_of(MACHINES, "import: kestrel"))
+    m, where = merged(found, "kestrel_short")
+    parent, _ = merged(found, "kestrel")
+    assert m["qos"] == "short" and m["max_job_name_chars"] == 10
+    assert where["qos"] == "%s:%d" % (MACHINES, line_of(MACHINES, "qos_name: short"))
+    for key in ("host", "user", "account", "partition", "remote_root", "run_command", "modules", "directives"):
+        assert m[key] == parent[key], key
+    # without FabSim3's defaults or the parent in front, its own layers say the same
+    alone = {}
+    for layer in found.entries["kestrel_short"]:
+        alone.update(layer.values)
+    assert alone["remote_root"] == m["remote_root"] and alone["account"] == "e999-kdoe"
+
+
+def test_user_file_overrides_machines_yml_and_defaults(found):
+    kestrel, where = merged(found, "kestrel")
+    assert kestrel["user"] == "kdoe42"                   # entry beats the user's default block
+    pbs, where = merged(found, "pbscluster")
+    assert pbs["cores"] == 64 and where["cores"].startswith(USER + ":")
+    assert pbs["user"] == "jdoe" and where["user"] == "%s:%d" % (USER, line_of(USER, "username: jdoe"))
+    ws, _ = merged(found, "workstation")
+    assert ws["port"] == 2222
+
+
+def test_the_users_default_modules_are_ignored_as_fabsim3_does(found):
+    m, _ = merged(found, "localhost")
+    assert m["modules"] == []
+    line = line_of(USER, "modules:")
+    assert ("%s:%d: default: key 'modules' ignored (FabSim3 takes the default modules from machines.yml's "
+            "default block only)" % (USER, line)) in found.warnings
+
+
+# -- warnings -------------------------------------------------------------------------
+
+def test_ignored_keys_are_warned_with_file_line_and_reason(found):
+    w = found.warnings
+    stat = line_of(MACHINES, "stat:", after="kestrel:")
+    assert "%s:%d: machine 'kestrel': key 'stat' ignored (hpcdo asks the scheduler about jobs itself)" % (
+        MACHINES, stat) in w
+    ssh = line_of(USER, "manual_ssh: true")
+    assert any(x.startswith("%s:%d: machine 'kestrel': key 'manual_ssh' ignored (hpcdo always connects "
+                            "with its own SSH client" % (USER, ssh)) for x in w)
+    venv = line_of(MACHINES, "virtual_env_path")
+    assert any(x.startswith("%s:%d: machine 'kestrel': key 'virtual_env_path' ignored (" % (MACHINES, venv))
+               for x in w)
+    assert any(x.startswith("%s:%d: machine 'localhost': key 'python_build' ignored (" % (
+        MACHINES, line_of(MACHINES, "python_build"))) for x in w)
+    walltime = line_of(USER, "job_wall_time")
+    assert "%s:%d: machine 'kestrel': key 'job_wall_time' ignored (hpcdo takes the walltime of each run " \
+           "from the recipe)" % (USER, walltime) in w
+    plugin = line_of(USER, "lammps_exec")
+    assert any(x.startswith("%s:%d: machine 'myriadlike': key 'lammps_exec' ignored (" % (USER, plugin)) for x in w)
+    modules = line_of(MACHINES, "modules:", after="kestrel:")
+    assert any(x.startswith("%s:%d: machine 'kestrel': key 'modules' entry 'lammps' ignored (" % (MACHINES, modules))
+               for x in w)
+    header = os.path.join(TEMPLATES, "slurm-kestrel")
+    assert any(x.startswith("%s:%d: machine 'kestrel': batch_header 'slurm-kestrel': line "
+                            "'export OMP_NUM_THREADS=1' not carried over" % (header, line_of(header, "OMP_NUM")))
+               for x in w)
+    sge = os.path.join(TEMPLATES, "sge-ucl")
+    assert any(x.startswith("%s:1: machine 'myriadlike': batch_header 'sge-ucl': first line '#!/bin/bash -l'" % sge)
+               for x in w)
+    every = "\n".join(w)
+    # false settings change nothing, FabSim3 internals are quiet, keys hpcdo used are not warned about
+    assert "'manual_ssh' ignored" not in "\n".join(x for x in w if x.startswith("%s:%d:" % (
+        MACHINES, line_of(MACHINES, "manual_ssh: false"))))
+    for quiet in ("rich_console", "manual_gsissh", "local_templates_path", "'budget'", "'project'",
+                  "'cpuspertask'", "'queue'", "'memory'", "'username'"):
+        assert quiet not in every, quiet
+    # one line each, every one naming its file and line
+    assert len(w) == len(set(w))
+    assert all(x.split(":")[1].isdigit() for x in w), w
+
+
+def test_machine_hpcdo_cannot_drive_is_left_out_with_a_warning(found):
+    line = line_of(MACHINES, "job_dispatch: llsubmit")
+    message = ("%s:%d: machine 'oldbluegene': key 'job_dispatch' runs 'llsubmit', which is not a batch "
+               "system hpcdo drives (sbatch, qsub, bsub, yhbatch, or empty for none)" % (MACHINES, line))
+    assert found.errors["oldbluegene"] == message
+    assert message + "; machine left out" in found.warnings
+    with pytest.raises(ConfigError) as err:
+        found.require("oldbluegene")
+    assert str(err.value) == message
+    found.require("kestrel")                                 # no error: nothing happens
+
+
+def test_warnings_for_one_machine(found):
+    mine = found.warnings_for("kestrel_short")
+    assert any("machine 'kestrel': key 'stat' ignored" in w for w in mine)      # its import's
+    assert any(" default: key 'stat' ignored" in w for w in mine)               # the default block's
+    assert not any("myriadlike" in w or "oldbluegene" in w for w in mine)
+    assert set(mine) <= set(found.warnings)
+
+
+# -- errors -----------------------------------------------------------------------------
+
+def test_yaml_syntax_error_names_file_and_line(tmp_path):
+    path = write(tmp_path, "machines.yml", """\
+        default:
+          cores: 4
+        broken: [1, 2
+        """)
+    with pytest.raises(ConfigError, match=r"^%s:\d+: YAML syntax error" % path):
+        fabsim.load(path)
+    user = write(tmp_path, "machines_user.yml", "a: {b: \n")
+    good = write(tmp_path, "good.yml", "default: {}\n")
+    with pytest.raises(ConfigError, match=r"^%s:\d+: YAML syntax error" % user):
+        fabsim.load(good, user)
+
+
+def test_missing_user_file_is_an_error(tmp_path):
+    good = write(tmp_path, "machines.yml", "default: {}\n")
+    with pytest.raises(ConfigError, match="nope.yml: cannot read"):
+        fabsim.load(good, str(tmp_path / "nope.yml"))
+
+
+BASE = textwrap.dedent("""\
+    default:
+      home_path_template: /home/$username
+      runtime_path_template: $home_path
+      work_path_template: $runtime_path/FabSim
+      job_dispatch: ''
+      run_command: mpirun -np $cores
+    hpc:
+      remote: hpc.example.org
+      job_dispatch: sbatch
+    """)
+
+
+def test_wrong_type_names_file_line_and_key(tmp_path):
+    path = write(tmp_path, "machines.yml", BASE)
+    user = write(tmp_path, "machines_user.yml", """\
+        hpc:
+          username: me
+          cores: many
+        """)
+    found = fabsim.load(path, user)
+    assert "hpc" not in found.entries
+    with pytest.raises(ConfigError) as err:
+        found.require("hpc")
+    assert str(err.value) == "%s:3: machine 'hpc': key 'cores' must be a positive integer, not 'many'" % user
+    with pytest.raises(ConfigError, match=r"machines_user\.yml:3: machine 'hpc': key 'cores'"):
+        fabsim.load(path, user, strict=True)
+    # FabSim3 takes numbers written as strings
+    user = write(tmp_path, "machines_user.yml", "hpc: {username: me, cores: '16', port: '2222'}\n")
+    m, _ = merged(fabsim.load(path, user), "hpc")
+    assert (m["cores"], m["port"]) == (16, 2222)
+
+
+def test_wrong_type_in_a_default_block_stops_the_load(tmp_path):
+    path = write(tmp_path, "machines.yml", BASE)
+    user = write(tmp_path, "machines_user.yml", "default:\n  username: me\n  port: twenty-two\n")
+    with pytest.raises(ConfigError, match=r"machines_user\.yml:3: default: key 'port' must be a positive integer"):
+        fabsim.load(path, user)
+
+
+def test_unknown_job_dispatch_names_file_and_line(tmp_path):
+    path = write(tmp_path, "machines.yml", BASE.replace("job_dispatch: sbatch", "job_dispatch: qcg-sub"))
+    user = write(tmp_path, "machines_user.yml", "hpc: {username: me}\n")
+    with pytest.raises(ConfigError) as err:
+        fabsim.load(path, user, strict=True)
+    assert str(err.value).startswith("%s:9: machine 'hpc': key 'job_dispatch' runs 'qcg-sub', which is not a "
+                                     "batch system hpcdo drives" % path)
+
+
+def test_unknown_variable_names_file_line_and_key(tmp_path):
+    path = write(tmp_path, "machines.yml", BASE + "  home_path_template: /home/$project/$username\n")
+    user = write(tmp_path, "machines_user.yml", "hpc: {username: me}\n")
+    found = fabsim.load(path, user)
+    assert found.errors["hpc"] == ("%s:10: machine 'hpc': key 'home_path_template' '/home/$project/$username': "
+                                   "unknown variable $project (not set for this machine in machines.yml or "
+                                   "machines_user.yml)" % path)
+    # set it, and the machine is there
+    user = write(tmp_path, "machines_user.yml", "hpc: {username: me, project: p1}\n")
+    m, _ = merged(fabsim.load(path, user), "hpc")
+    assert m["remote_root"] == "/home/p1/me/FabSim"
+    # no username anywhere
+    found = fabsim.load(path)
+    assert "unknown variable $project" in found.errors["hpc"]
+    found = fabsim.load(write(tmp_path, "plain.yml", BASE))
+    assert "'/home/$username': unknown variable $username (set username in machines_user.yml)" in found.errors["hpc"]
+
+
+def test_leading_shell_variable_is_left_for_the_machine(tmp_path):
+    path = write(tmp_path, "machines.yml", BASE + "  runtime_path_template: $SCRATCH/$username\n")
+    m, _ = merged(fabsim.load(path, write(tmp_path, "u.yml", "default: {username: me}\n")), "hpc")
+    assert m["remote_root"] == "$SCRATCH/me/FabSim"
+    path = write(tmp_path, "machines.yml", BASE + "  runtime_path_template: /scratch/$USER\n")
+    found = fabsim.load(path, write(tmp_path, "u.yml", "default: {username: me}\n"))
+    assert "unknown variable $USER" in found.errors["hpc"]
+
+
+def test_run_command_variables(tmp_path):
+    text = BASE + "  run_command: mpirun -np $cores -ppn $ppn $extra\n  ppn: 8\n  extra: --bind-to ${unit}\n" \
+                  "  unit: core\n"
+    path = write(tmp_path, "machines.yml", text)
+    m, where = merged(fabsim.load(path, write(tmp_path, "u.yml", "default: {username: me}\n")), "hpc")
+    # hpcdo's own variables stay for each run; the machine's are filled in
+    assert m["run_command"] == "mpirun -np $cores -ppn 8 --bind-to core"
+    assert where["run_command"] == "%s:10" % path
+    path = write(tmp_path, "machines.yml", BASE + "  run_command: mpirun -np $cores -o $job_results/log\n")
+    found = fabsim.load(path, write(tmp_path, "u.yml", "default: {username: me}\n"))
+    assert found.errors["hpc"] == ("%s:10: machine 'hpc': key 'run_command' uses $job_results, which FabSim3 "
+                                   "fills in per job; hpcdo fills in only $cores, $nodes and $corespernode" % path)
+
+
+def test_header_variable_that_is_not_set_names_the_header_line(tmp_path):
+    os.makedirs(tmp_path / "templates")
+    write(tmp_path, "templates/slurm-x", "#!/bin/bash\n#SBATCH --job-name=$job_name\n#SBATCH --account=$budget\n")
+    path = write(tmp_path, "machines.yml", BASE + "  batch_header: slurm-x\n")
+    found = fabsim.load(path, write(tmp_path, "u.yml", "default: {username: me}\n"))
+    header = str(tmp_path / "templates" / "slurm-x")
+    assert found.errors["hpc"] == ("%s:3: machine 'hpc': batch_header 'slurm-x' directive '--account=$budget': "
+                                   "unknown variable $budget (not set for this machine in machines.yml or "
+                                   "machines_user.yml)" % header)
+
+
+def test_header_directive_needing_a_per_job_value_is_dropped_with_a_warning(tmp_path):
+    os.makedirs(tmp_path / "templates")
+    write(tmp_path, "templates/slurm-y", "#SBATCH --gres=gpu:$cores\n#SBATCH --constraint=$feature\n")
+    path = write(tmp_path, "machines.yml", BASE + "  batch_header: slurm-y\n  feature: hbm\n")
+    found = fabsim.load(path, write(tmp_path, "u.yml", "default: {username: me}\n"))
+    m, _ = merged(found, "hpc")
+    assert m["directives"] == ["--constraint=hbm"]
+    header = str(tmp_path / "templates" / "slurm-y")
+    assert ("%s:1: machine 'hpc': batch_header 'slurm-y': directive '--gres=gpu:$cores' ignored (it uses $cores, "
+            "which FabSim3 fills in per job; hpcdo's directives are fixed text)" % header) in found.warnings
+
+
+def test_import_errors(tmp_path):
+    path = write(tmp_path, "machines.yml", BASE + "  import: nowhere\n")
+    with pytest.raises(ConfigError, match=r"machines\.yml:10: machine 'hpc': key 'import' names unknown machine "
+                                          r"'nowhere'"):
+        fabsim.load(path, strict=True)
+    path = write(tmp_path, "machines.yml", BASE + "  import: other\nother:\n  import: hpc\n")
+    found = fabsim.load(path)
+    assert "'import' loops" in found.errors["hpc"] and "'import' loops" in found.errors["other"]
+
+
+def test_dispatch_options_and_qsub_kinds(tmp_path):
+    text = BASE.replace("job_dispatch: sbatch", "job_dispatch: qsub -q long -m n") + textwrap.dedent("""\
+        pbsbox:
+          remote: p.example.org
+          job_dispatch: qsub
+          batch_header: pbs-site
+        torquebox:
+          remote: t.example.org
+          job_dispatch: qsub
+          batch_header: torque-site
+        lsfbox:
+          remote: l.example.org
+          job_dispatch: bsub <
+        thbox:
+          remote: th.example.org
+          job_dispatch: yhbatch
+        """)
+    path = write(tmp_path, "machines.yml", text)
+    found = fabsim.load(path, write(tmp_path, "u.yml", "default: {username: me}\n"))
+    m, _ = merged(found, "hpc")
+    # qsub with nothing to tell Grid Engine from PBS: Grid Engine, with a warning
+    assert m["scheduler"] == "sge"
+    assert any(w.startswith("%s:9: machine 'hpc': key 'job_dispatch' 'qsub' does not tell Grid Engine from PBS"
+                            % path) for w in found.warnings)
+    # options after the submit command: -q is the queue, the rest stay as directives
+    assert (m["partition"], m["directives"]) == ("long", ["-m n"])
+    assert merged(found, "pbsbox")[0]["scheduler"] == "pbs"
+    assert merged(found, "torquebox")[0]["scheduler"] == "torque"
+    assert merged(found, "lsfbox")[0]["scheduler"] == "lsf"
+    assert merged(found, "thbox")[0]["scheduler"] == "tianhe"
+
+
+def test_private_machines_replace_public_ones(tmp_path):
+    path = write(tmp_path, "machines.yml", BASE)
+    write(tmp_path, "machines_private.yml", """\
+        hpc:
+          remote: secret.example.org
+          job_dispatch: sbatch
+        """)
+    found = fabsim.load(path, write(tmp_path, "u.yml", "default: {username: me}\n"))
+    m, where = merged(found, "hpc")
+    assert m["host"] == "secret.example.org"
+    assert where["host"] == "%s:2" % (tmp_path / "machines_private.yml")
+
+
+def test_bad_machine_name_is_left_out(tmp_path):
+    path = write(tmp_path, "machines.yml", BASE + "'bad name':\n  remote: x\n")
+    found = fabsim.load(path, write(tmp_path, "u.yml", "default: {username: me}\n"))
+    assert "bad name" not in found.entries
+    assert "may use only letters" in found.errors["bad name"]
+
+
+# -- through hpcdo's own machinery --------------------------------------------------------
+
+def project(tmp_path):
+    """A project whose machines/fabsim.yml points at the fixture, and a recipe with two runs."""
+    top = tmp_path / "project"
+    (top / "machines").mkdir(parents=True)
+    (top / "machines" / "fabsim.yml").write_text("fabsim3:\n  machines: %s\n  user: %s\n" % (MACHINES, USER))
+    (top / "recipes").mkdir()
+    (top / "recipes" / "app.py").write_text(textwrap.dedent("""\
+        from hpcdo.recipe import LocalTree, Recipe
+        recipe = Recipe(name="fabsimapp", source=LocalTree("src"), executable="fabsimapp")
+        recipe.run("big", args=["--steps", 10], cores=256, walltime="01:00:00")
+        recipe.run("mid", args=["--steps", 10], cores=24, walltime="02:30:00")
+        """))
+    (top / "src").mkdir()
+    (top / "src" / "CMakeLists.txt").write_text("project(fabsimapp C)\n")
+    shutil.copy(os.path.join(ROOT, "dodo.py"), str(top))
+    return top
+
+
+def test_catalogue_merges_fabsim3_machines(tmp_path):
+    cat = Catalogue(str(project(tmp_path)))
+    m = cat.machine("kestrel_short")
+    assert (m.host, m.user, m.scheduler, m.account, m.partition, m.qos) == (
+        "login.kestrel.example.ac.uk", "kdoe42", "slurm", "e999-kdoe", "standard", "short")
+    assert m.remote_root == "/work/e999/e999/kdoe42/FabSim"
+    assert m.where("account") == "%s:%d" % (USER, line_of(USER, "budget: e999-kdoe"))
+    assert m.where("qos") == "%s:%d" % (MACHINES, line_of(MACHINES, "qos_name: short"))
+    m = cat.machine("myriadlike")
+    assert (m.scheduler, m.pe, m.host) == ("sge", "mpi", "myriad.example.ac.uk")
+    assert cat.machine("localhost").is_local
+
+
+def doit(top, machine, *args):
+    argv = [sys.executable, "-m", "doit", "machine=" + machine,
+            # no connection to the fictional hosts, and no work root outside the test's directory
+            "host=", "remote_root=" + str(top.parent / "remote")] + list(args)
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run(argv, cwd=str(top), capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+def test_jobscripts_of_fabsim3_machines(tmp_path):
+    top = project(tmp_path)
+    script = doit(top, "kestrel", "jobscript", "big")
+    lines = script.splitlines()
+    for want in ("#SBATCH --job-name=fabsimapp-big", "#SBATCH --ntasks=256", "#SBATCH --nodes=2",
+                 "#SBATCH --time=01:00:00", "#SBATCH --partition=standard", "#SBATCH --account=e999-kdoe",
+                 "#SBATCH --qos=standard", "#SBATCH --ntasks-per-node=128", "#SBATCH --cpus-per-task=1",
+                 "#SBATCH --mem=200G", "#SBATCH --exclusive"):
+        assert want in lines, (want, script)
+    assert "module load cray-python" in script and "module load cmake/3.29" in script
+    assert "srun --distribution=block:block --hint=nomultithread ./fabsimapp --steps 10" in script
+    # nothing of FabSim3's own template language is left
+    assert "$job" not in script and "$budget" not in script and "--error" not in script
+
+    short = doit(top, "kestrel_short", "jobscript", "big").splitlines()
+    assert "#SBATCH --job-name=fabsimapp-" in short          # max_job_name_chars: 10
+    assert "#SBATCH --qos=short" in short
+
+    script = doit(top, "myriadlike", "jobscript", "mid")
+    lines = script.splitlines()
+    for want in ("#$ -N fabsimapp-mid", "#$ -pe mpi 24", "#$ -l h_rt=02:30:00", "#$ -A UCL_Budget",
+                 "#$ -l mem=2G,tmpfs=10G", "#$ -m n"):
+        assert want in lines, (want, script)
+    assert lines.count("#$ -S /bin/bash") == 1                # hpcdo's own, not the header's too
+    assert "module unload default-modules/2018" in script and "module load openmpi/4.1" in script
+    assert "mpirun -np 24 ./fabsimapp --steps 10" in script
+    assert "$dollar" not in script and "$cores_reserved" not in script
