@@ -32,12 +32,12 @@ import string
 
 from . import ConfigError
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-WALLTIME_RE = re.compile(r"^(\d+-)?\d{1,3}:\d{2}:\d{2}$")
-OPTION_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(:[A-Z]+)?$")
-ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
+WALLTIME_RE = re.compile(r"^(\d+-)?\d{1,3}:\d{2}:\d{2}\Z")
+OPTION_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(:[A-Z]+)?\Z")
+ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 # output patterns are expanded by the remote shell, so only safe glob text
-OUTPUT_RE = re.compile(r"^[A-Za-z0-9_.*?\[\]-]+(/[A-Za-z0-9_.*?\[\]-]+)*$")
+OUTPUT_RE = re.compile(r"^[A-Za-z0-9_.*?\[\]-]+(/[A-Za-z0-9_.*?\[\]-]+)*\Z")
 ARG_FIELDS = ("geometry", "cores", "run")
 
 

@@ -13,7 +13,7 @@ def recipe(**kw):
     return Recipe(**args)
 
 
-@pytest.mark.parametrize("name", ["a b", "x;rm -rf /", "$(id)", "`id`", "a\nb", "", "..", "-x", "ü"])
+@pytest.mark.parametrize("name", ["a b", "x;rm -rf /", "$(id)", "`id`", "a\nb", "ab\n", "", "..", "-x", "ü"])
 def test_hostile_run_names_are_refused(name):
     with pytest.raises(ConfigError, match="run name"):
         recipe().run(name, geometry="g")
@@ -31,7 +31,7 @@ def test_placeholders():
         recipe().run("s", geometry="g", args=["{home}"])
 
 
-@pytest.mark.parametrize("pattern", ["../x", "/etc/passwd", "a b", "$(id)", "x;y"])
+@pytest.mark.parametrize("pattern", ["../x", "/etc/passwd", "a b", "$(id)", "x;y", "out.dat\n"])
 def test_output_patterns_stay_inside_the_run_directory(pattern):
     with pytest.raises(ConfigError, match="output pattern"):
         recipe(outputs=[pattern])
