@@ -76,7 +76,10 @@ def setup_lines(modules, module_init, env):
     """Shell lines that load modules and export variables, for builds and jobs."""
     lines = []
     if module_init:
-        lines.append(". %s" % q(module_init))
+        # site init files often read unset variables: source them without -u
+        init = root_expr(module_init)
+        lines.append('case $- in *u*) set +u; . %s; rc=$?; set -u;; *) . %s; rc=$?;; esac; '
+                     '[ "$rc" -eq 0 ]' % (init, init))
     for entry in modules:
         words = entry.split()
         if not words:
@@ -102,7 +105,7 @@ j() { k=$1; d=$2; sig=; id=; ex=
   [ -f "$d/job.sig" ] && read -r sig < "$d/job.sig"
   [ -f "$d/job.id" ] && read -r id < "$d/job.id"
   [ -f "$d/job.exit" ] && read -r ex < "$d/job.exit"
-  if [ -z "$ex" ] && [ -n "$id" ]; then ids="$ids${ids:+,}$id"; fi
+  c=${ex%% *}; case $c in ''|12[89]|1[3-9][0-9]|2[0-9][0-9]) [ -n "$id" ] && ids="$ids${ids:+,}$id";; esac
   printf '@j\t%s\t%s\t%s\t%s\n' "$k" "$sig" "$id" "$ex"; }
 """
 
@@ -124,7 +127,9 @@ def probe_script(remote_root, stamps, runs, scheduler):
 
     ``stamps``: (key, stamp path, [paths that must exist]) triples.
     ``runs``: (key, run directory, output patterns) triples.
-    Jobs with an id but no exit marker are looked up in the queue at the end.
+    Jobs with an id but no exit marker are looked up in the queue at the end,
+    and so are jobs whose marker says a signal ended them (exit 128-299): the
+    scheduler tells whether that was a time limit, a cancel or a node failure.
     """
     out = [prelude(remote_root), PROBE_FNS]
     for key, stamp, products in stamps:
@@ -162,7 +167,7 @@ def fingerprints(lines, runs):
 
 
 def parse_probe(text, scheduler, runs=()):
-    """(stamps {key: text or None}, jobs {key: dict}, queue {id: JobState}).
+    """(stamps {key: text or None}, jobs {key: dict}, queue {id: (JobState, exit code or None)}).
 
     ``runs``: the (key, run directory, patterns) triples the script asked
     about, to tie the listing's fingerprints to run keys.
