@@ -70,6 +70,24 @@ class Cluster:
             raise AssertionError("ssh %r failed (%d): %s" % (command, proc.returncode, proc.stderr))
         return proc
 
+    def jobs(self, machine, workdir_suffix=None):
+        """Job ids the scheduler behind ``machine`` holds, optionally only those run in a
+        directory ending in ``workdir_suffix``: asked of Slurm (testslurm, and testpbs, whose
+        PBS commands sit on Slurm) or of Grid Engine (testsge, pending and running jobs)."""
+        if machine == "testsge":
+            cmd = ("for i in $(qstat -u %s | awk 'NR>2 {print $1}'); do "
+                   "printf '%%s %%s\\n' \"$i\" \"$(qstat -j $i | awk '/^cwd:/ {print $2}')\"; done"
+                   % self.user)
+            lines = self.ssh(cmd).stdout.split("\n")
+            jobs = [line.split(None, 1) for line in lines if line.strip()]
+            return [j[0] for j in jobs if workdir_suffix is None or (len(j) > 1 and j[1].endswith(workdir_suffix))]
+        return [j[0] for j in self.squeue(workdir_suffix)]
+
+    def cancel_all(self, machine):
+        """Cancel every job of the test user on ``machine``'s scheduler."""
+        cmd = "qdel -u %s" % self.user if machine == "testsge" else "scancel -u %s" % self.user
+        self.ssh(cmd + " >/dev/null 2>&1", check=False)
+
     def squeue(self, workdir_suffix=None):
         """(id, name, state, workdir) of every job Slurm knows, in any state,
         optionally only those submitted from a directory ending in ``workdir_suffix``."""
@@ -191,16 +209,27 @@ def local_project(tmp_path):
     return Project(tmp_path / "project", "localhost", str(tmp_path / "remote"))
 
 
+def cluster_project(tmp_path, cluster, machine):
+    root = "hpcdo-tests/%s" % uuid.uuid4().hex[:12]
+    project = Project(tmp_path / "project", machine, root, cluster)
+    yield project
+    cluster.cancel_all(machine)
+    cluster.ssh("rm -rf %s" % shlex.quote(root), check=False)
+
+
 @pytest.fixture
 def slurm_project(tmp_path, cluster):
-    root = "hpcdo-tests/%s" % uuid.uuid4().hex[:12]
-    project = Project(tmp_path / "project", "testslurm", root, cluster)
-    yield project
-    cluster.ssh("scancel -u %s 2>/dev/null; rm -rf %s" % (cluster.user, shlex.quote(root)), check=False)
+    yield from cluster_project(tmp_path, cluster, "testslurm")
 
 
-@pytest.fixture(params=["localhost", "testslurm"])
+#: every machine the pipeline is tested on: this computer, and the test
+#: cluster through Slurm, Grid Engine and PBS commands
+MACHINES = ["localhost", "testslurm", "testsge", "testpbs"]
+
+
+@pytest.fixture(params=MACHINES)
 def project(request, tmp_path):
     if request.param == "localhost":
-        return request.getfixturevalue("local_project")
-    return request.getfixturevalue("slurm_project")
+        yield request.getfixturevalue("local_project")
+        return
+    yield from cluster_project(tmp_path, request.getfixturevalue("cluster"), request.param)

@@ -255,7 +255,7 @@ def configure_script(remote_root, recipe_dir, setup, cmake, options, removed, st
         if isinstance(value, bool):
             value = "ON" if value else "OFF"
         args.append(q("-D%s=%s" % (name, value)))
-    return prelude(remote_root) + "\n".join(setup + [
+    return prelude(remote_root) + "\n".join(_checked(setup) + [
         "cd %s || exit 1" % q(recipe_dir),
         "rm -f build/.hpcdo-configure build/.hpcdo-compile",
         "mkdir -p build && cd build || exit 1",
@@ -271,7 +271,7 @@ def compile_script(remote_root, recipe_dir, setup, cmake, jobs, target, executab
     build = "%s --build . -j %d" % (_command(cmake), int(jobs))
     if target:
         build += " --target %s" % q(target)
-    return prelude(remote_root) + "\n".join(setup + [
+    return prelude(remote_root) + "\n".join(_checked(setup) + [
         "cd %s/build || exit 1" % q(recipe_dir),
         "rm -f .hpcdo-compile",
         "%s > .hpcdo-compile.log 2>&1; rc=$?" % build,
@@ -283,6 +283,12 @@ def compile_script(remote_root, recipe_dir, setup, cmake, jobs, target, executab
         "&& mv -f .hpcdo-compile.tmp .hpcdo-compile" % q(sig),
         'printf "@binary %s\\n" "$b"',
     ]) + "\n"
+
+
+def _checked(setup):
+    """Setup lines (module loads, exports) that stop the script at the first one failing."""
+    return ["%s || { echo %s >&2; exit 98; }" % (line, q("hpcdo: build setup failed: " + line))
+            for line in setup]
 
 
 def _command(text):

@@ -18,7 +18,7 @@ def test_unknown_machine(local_project):
     assert out.rc == 0
     out = local_project.doit("list", "machine=archer", ok=None)
     # doit takes the last machine= word
-    one_error_line(out, "unknown machine 'archer'", "known machines: localhost, testslurm")
+    one_error_line(out, "unknown machine 'archer'", "did you mean 'archer2'", "known machines:", "localhost, minerva")
 
 
 def test_bad_yaml_names_file_and_line(local_project):
@@ -69,3 +69,22 @@ def test_jobscript_task_prints_without_submitting(local_project):
     out = local_project.doit("jobscript", "straight")
     assert "./lbflow --geometry straight.gmy --steps 3000" in out.out
     assert not os.path.exists(os.path.join(local_project.remote_root, "lbflow", "runs"))
+
+
+def test_machine_file_errors_name_file_line_and_key(local_project):
+    """Issue 4: a misspelt key, a wrong type and an unknown scheduler: one line each, with file, line and key."""
+    cases = {
+        "misspelt": ("  host: h.example.org\n  scheduler: slurm\n  partiton: debug\n", 4,
+                     ["unknown key 'partiton'", "did you mean 'partition'"]),
+        "wrongtype": ("  host: h.example.org\n  scheduler: slurm\n  cores: many\n", 4,
+                      ["key 'cores' must be a positive integer", "'many'"]),
+        "badsched": ("  host: h.example.org\n  scheduler: pbspro\n", 3,
+                     ["unknown scheduler 'pbspro'", "did you mean 'pbs'", "known schedulers:", "sge"]),
+        "badlauncher": ("  host: h.example.org\n  scheduler: slurm\n  launcher: mpirn\n", 4,
+                        ["unknown launcher 'mpirn'", "did you mean 'mpirun'"]),
+    }
+    for name, (body, line, needles) in cases.items():
+        with open(local_project.file("machines/bad.yml"), "w") as fh:
+            fh.write("%s:\n%s" % (name, body))
+        out = local_project.doit("list", "machine=" + name, ok=None)
+        one_error_line(out, "machines/bad.yml:%d:" % line, "machine '%s'" % name, *needles)

@@ -16,9 +16,9 @@ SHORT = ("short", "straight", ["--geometry", "{geometry}", "--steps", 300])
 
 
 def jobs_for(project, run):
-    """Job ids the scheduler (Slurm) or the process table (localhost) holds for ``run``."""
+    """Job ids the scheduler or the process table (localhost) holds for ``run``."""
     if project.cluster is not None:
-        return [j[0] for j in project.cluster.squeue("%s/lbflow/runs/%s" % (project.remote_root, run))]
+        return project.cluster.jobs(project.machine, "%s/lbflow/runs/%s" % (project.remote_root, run))
     rundir = os.path.realpath(os.path.join(project.remote_root, "lbflow", "runs", run))
     found = []
     for pid in os.listdir("/proc"):
