@@ -129,12 +129,14 @@ class Session:
         with self._lock:
             info = dict(self._jobs.get(key) or {"sig": "", "id": "", "exit": "", "fingerprint": ""})
             state, code = combine(info["id"], info["exit"], *self._queue.get(info["id"], (None, None)))
+            if info.get("cancelled") and state not in (JobState.COMPLETED, JobState.NONE) and not state.active:
+                state = JobState.CANCELLED      # ``doit cancel`` marked it
         info["state"], info["code"] = state, code
         return info
 
     def set_job(self, key, info, queue_state=None):
         with self._lock:
-            self._jobs[key] = {k: info.get(k, "") for k in ("sig", "id", "exit", "fingerprint")}
+            self._jobs[key] = {k: info.get(k, "") for k in ("sig", "id", "exit", "fingerprint", "cancelled")}
             if queue_state is not None and info.get("id"):
                 self._queue[info["id"]] = (queue_state, None)
 
@@ -188,12 +190,12 @@ class Session:
         for dep, run in pairs:
             info = self.job(dep.run_key(run))
             if info["state"].active:
-                found.append((run.name, info["id"]))
+                found.append((run.name, dep.run_dir(run), info["id"]))
         if not found:
             return "no job of %s is pending or running" % ", ".join(run.name for _d, run in pairs)
-        self.remote.run(scripts.cancel_script(self.machine.remote_root, [i for _r, i in found], self.scheduler),
-                        what="cancel %d jobs" % len(found))
-        return "\n".join("cancelled run %s (job %s)" % pair for pair in found)
+        self.remote.run(scripts.cancel_script(self.machine.remote_root, [(d, i) for _r, d, i in found],
+                                              self.scheduler), what="cancel %d jobs" % len(found))
+        return "\n".join("cancelled run %s (job %s)" % (r, i) for r, _d, i in found)
 
     def close(self):
         self.remote.close()

@@ -105,8 +105,9 @@ j() { k=$1; d=$2; sig=; id=; ex=
   [ -f "$d/job.sig" ] && read -r sig < "$d/job.sig"
   [ -f "$d/job.id" ] && read -r id < "$d/job.id"
   [ -f "$d/job.exit" ] && read -r ex < "$d/job.exit"
+  cn=; [ -e "$d/job.cancelled" ] && cn=1
   c=${ex%% *}; case $c in ''|12[89]|1[3-9][0-9]|2[0-9][0-9]) [ -n "$id" ] && ids="$ids${ids:+,}$id";; esac
-  printf '@j\t%s\t%s\t%s\t%s\n' "$k" "$sig" "$id" "$ex"; }
+  printf '@j\t%s\t%s\t%s\t%s\t%s\n' "$k" "$sig" "$id" "$ex" "$cn"; }
 """
 
 
@@ -185,8 +186,9 @@ def parse_probe(text, scheduler, runs=()):
             _tag, key, value = (line.split("\t", 2) + [""])[:3]
             stamps[key] = value or None
         elif line.startswith("@j\t"):
-            parts = (line.split("\t") + [""] * 5)[:5]
-            jobs[parts[1]] = {"sig": parts[2], "id": parts[3], "exit": parts[4], "fingerprint": ""}
+            parts = (line.split("\t") + [""] * 6)[:6]
+            jobs[parts[1]] = {"sig": parts[2], "id": parts[3], "exit": parts[4], "fingerprint": "",
+                              "cancelled": parts[5] == "1"}
     prints = fingerprints(listing, {rundir for _k, rundir, _p in runs})
     for key, rundir, _patterns in runs:
         if key in jobs and jobs[key]["exit"]:
@@ -390,9 +392,9 @@ def _submit_block(req, scheduler):
         "cat > job.sh.tmp %s" % _heredoc(req.jobscript),
         # keep the previous attempt's files rather than overwrite them
         'if [ -n "$cur" ]; then prev="previous/$cur"; mkdir -p "$prev"; %s; fi'
-        % _each_output(("job.sh", "job.out", "job.exit", "job.started") + tuple(req.patterns),
+        % _each_output(("job.sh", "job.out", "job.exit", "job.started", "job.cancelled") + tuple(req.patterns),
                        [name for _src, name in req.links], 'mv -f "$f" "$prev/"'),
-        "rm -f job.exit job.started job.id",
+        "rm -f job.exit job.started job.id job.cancelled",
     ] + link_lines + [
         "mv -f job.sh.tmp job.sh",
         'printf "%%s\\n" %s > job.sig' % q(req.sig),
@@ -429,9 +431,15 @@ def poll_script(remote_root, runs, scheduler):
     return probe_script(remote_root, [], runs, scheduler)
 
 
-def cancel_script(remote_root, job_ids, scheduler):
-    """Cancel the jobs ``job_ids`` with the scheduler's own command, all in one call."""
-    return prelude(remote_root) + "ids=%s\n%s\n" % (q(",".join(job_ids)), scheduler.cancel_snippet())
+def cancel_script(remote_root, jobs, scheduler):
+    """Cancel ``jobs`` ((run directory, job id) pairs) with the scheduler's own command, in one call.
+
+    Each run directory first gets a ``job.cancelled`` mark, so the run reads
+    as cancelled whatever the scheduler's accounting keeps.
+    """
+    marks = ['[ -d %s ] && : > %s/job.cancelled' % (q(d), q(d)) for d, _id in jobs]
+    return prelude(remote_root) + "\n".join(marks + [
+        "ids=%s" % q(",".join(i for _d, i in jobs)), scheduler.cancel_snippet()]) + "\n"
 
 
 def tail_script(remote_root, rundir, lines=20):

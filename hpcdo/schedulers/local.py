@@ -16,9 +16,14 @@ class Local(Scheduler):
     states = {"RUNNING": JobState.RUNNING}
 
     def submit_snippet(self):
+        # The submission ignores HUP, INT and TERM so that it is never cut
+        # between starting the job and recording its id; a child would inherit
+        # that, and a job that ignores TERM can be neither cancelled nor
+        # trapped, so the job's subshell restores them first.
         return ("if command -v setsid >/dev/null 2>&1; then "
-                "setsid bash ./job.sh hpcdo-job </dev/null >job.out 2>&1 & "
-                "else nohup bash ./job.sh hpcdo-job </dev/null >job.out 2>&1 & fi; id=$!")
+                "(trap - HUP INT TERM PIPE; exec setsid bash ./job.sh hpcdo-job </dev/null >job.out 2>&1) & "
+                "else (trap - INT TERM PIPE; exec nohup bash ./job.sh hpcdo-job </dev/null >job.out 2>&1) & "
+                "fi; id=$!")
 
     def status_snippet(self):
         return ('for i in $(printf "%s" "$ids" | tr , " "); do '

@@ -98,3 +98,21 @@ def test_threads_share_one_connection(project):
     assert sum(1 for t in out.trace if t["op"] == "connect") <= (0 if project.cluster is None else 1)
     probes = [t for t in out.trace if t["what"] == "probe"]
     assert len(probes) == 1
+
+
+def test_cancel_reports_cancelled_and_resubmits(project):
+    """doit cancel: the scheduler's own cancel ends the job; status says cancelled; the next call resubmits."""
+    write_recipe(project, [LONG])
+    project.doit("submit")
+    first = project.remote("cat lbflow/runs/long/job.id").strip()
+    wait_until(lambda: started(project, "long"), timeout=240, what="the job to start")
+    out = project.doit("cancel")
+    assert "cancelled run long (job %s)" % first in out.out, out
+    assert [t["what"] for t in out.trace if t["op"] == "run"] == ["probe", "cancel 1 jobs"], out.trace
+    wait_until(lambda: "cancelled" in project.doit("status").out, timeout=120,
+               what="status to report the job cancelled")
+    out = project.doit("submit")
+    assert out.ran == ["submit:long"], out
+    assert project.remote("cat lbflow/runs/long/job.id").strip() != first
+    assert project.remote("ls lbflow/runs/long/previous/%s/job.cancelled 2>/dev/null" % first).strip()
+    project.doit("cancel")
