@@ -96,6 +96,8 @@ SCHEMA = {
                 "keep the SSH connection open in an agent this long after the last use"),
     "poll_interval": (_number, "a positive number", "first wait between job polls, seconds"),
     "poll_max": (_number, "a positive number", "longest wait between job polls, seconds"),
+    "scheduler_timeout": (_number, "a positive number",
+                          "how long a wait bears a scheduler that does not answer, seconds"),
 }
 
 NEEDED = ("scheduler", "remote_root")

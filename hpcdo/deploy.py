@@ -41,6 +41,11 @@ from .schedulers.base import JobState
 
 PROVENANCE = "hpcdo-provenance.json"
 
+#: a submission the scheduler did not answer is tried this many times more,
+#: after pauses of RETRY_PAUSE, 2x, 4x ... seconds (15 s in all by default)
+RETRIES = 3
+RETRY_PAUSE = 2.5
+
 
 class Deployment:
     def __init__(self, session, recipe, project_dir, templates):
@@ -365,6 +370,10 @@ class Deployment:
         if outcome == "submitted":
             self.session.set_job(key, {"sig": request.sig, "id": detail}, JobState.PENDING)
             return True
+        if outcome == "error" and self.session.scheduler.transient(detail):
+            raise RemoteError("run %s: the scheduler on %s did not answer (%s); nothing was submitted: "
+                              "call again when it is back" % (run.name, self.machine.name,
+                                                              detail.replace("\n", " ")))
         if outcome == "error":
             raise RemoteError("run %s: submission on %s failed: %s" % (run.name, self.machine.name, detail))
         return False
@@ -374,6 +383,7 @@ class Deployment:
         batched = self.session.batched.get(key)
         if batched:
             return "submitted job %s (with %d others in one command)" % (batched, len(self.session.batched) - 1)
+        away = 0                      # submissions the scheduler did not answer
         for attempt in range(30):
             info = self.session.job(key)
             sig = self.submit_sig(run)
@@ -386,6 +396,12 @@ class Deployment:
                 what="submit " + run.name)
             outcome, detail = scripts.parse_submit(result.text).get(
                 key, ("error", result.text.strip() or "no answer from the submit script"))
+            if outcome == "error" and self.session.scheduler.transient(detail) and away < RETRIES:
+                # the scheduler is away (restarting, overloaded): nothing was
+                # recorded; try again after a growing pause
+                away += 1
+                time.sleep(RETRY_PAUSE * 2 ** (away - 1))
+                continue
             if self.submitted(run, request, outcome, detail):
                 return "submitted job %s" % detail
             # busy or changed: another invocation is submitting or has just

@@ -219,9 +219,19 @@ class JobMonitor:
         machine = self.session.machine
         interval = float(machine.poll_interval)
         start = time.monotonic()
+        unknown_since = None
         while True:
             info = self.session.job(key)
             state = info["state"]
+            if state is JobState.UNKNOWN:
+                unknown_since = unknown_since or time.monotonic()
+                if time.monotonic() - unknown_since > float(machine.scheduler_timeout):
+                    raise RemoteError(
+                        "the scheduler on %s has not answered for %d s; job %s may still be running "
+                        "and is not submitted again: call again later"
+                        % (machine.name, machine.scheduler_timeout, info["id"]))
+            else:
+                unknown_since = None
             if state is JobState.LOST and self._lost_seen.get(key, 0) < 2:
                 pass          # the marker may not be visible yet (shared filesystems lag)
             elif not state.active:

@@ -28,6 +28,7 @@ import re
 import shlex
 
 from .. import ConfigError
+from ..schedulers.base import QUEUE_DOWN, JobState
 
 q = shlex.quote
 
@@ -193,7 +194,13 @@ def parse_probe(text, scheduler, runs=()):
     for key, rundir, _patterns in runs:
         if key in jobs and jobs[key]["exit"]:
             jobs[key]["fingerprint"] = prints.get(rundir, "")
-    return stamps, jobs, scheduler.parse_status("\n".join(queue_lines))
+    queue = scheduler.parse_status("\n".join(queue_lines))
+    if QUEUE_DOWN in queue_lines:
+        # the scheduler did not answer: what it did not say is unknown, not gone
+        for info in jobs.values():
+            if info["id"] and info["id"] not in queue:
+                queue[info["id"]] = (JobState.UNKNOWN, None)
+    return stamps, jobs, queue
 
 
 # -- source -----------------------------------------------------------------

@@ -15,15 +15,28 @@ class JobState(enum.Enum):
     NODE_FAIL = "node_fail"
     PREEMPTED = "preempted"
     LOST = "lost"                # gone from the queue without leaving an exit marker
+    UNKNOWN = "unknown"          # no exit marker, and the scheduler could not be asked
 
     @property
     def active(self):
-        return self in (JobState.PENDING, JobState.RUNNING)
+        """Pending, running, or not known to have ended: never submitted again meanwhile."""
+        return self in (JobState.PENDING, JobState.RUNNING, JobState.UNKNOWN)
 
     @property
     def done(self):
         return self is JobState.COMPLETED
 
+
+#: the line a status snippet prints when the scheduler itself did not answer
+QUEUE_DOWN = "@qfail"
+
+#: what schedulers say when they are down or busy for a while, not refusing the job:
+#: Slurm ("Unable to contact slurm controller", "Socket timed out"), Grid Engine
+#: ("unable to contact qmaster", "commlib error"), PBS ("Cannot connect to server"),
+#: LSF ("not responding", "LSF is down")
+TRANSIENT = re.compile(r"unable to contact|socket timed out|temporarily unavailable|try again|"
+                       r"not responding|connection refused|cannot connect|commlib error|"
+                       r"lsf is down|timed out", re.IGNORECASE)
 
 # \Z, not $: "$" also matches before a final line break
 SAFE_DIRECTIVE = re.compile(r"^[A-Za-z0-9_.,:=+@%/-]+\Z")
@@ -100,6 +113,10 @@ class Scheduler:
                 code = to_int(words[2]) if len(words) > 2 else None
                 found.setdefault(words[0], (state, code))
         return found
+
+    def transient(self, message):
+        """True if a failed submission's ``message`` says the scheduler is away, not that it refused."""
+        return bool(TRANSIENT.search(message or ""))
 
     def job_name(self, recipe, run, limit):
         """A job name the scheduler accepts, at most ``limit`` characters."""

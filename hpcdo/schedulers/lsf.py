@@ -64,7 +64,8 @@ class LSF(Scheduler):
         return ('b=$(bjobs -a -noheader -o "%s" $(printf "%%s" "$ids" | tr , " ") 2>&1); '
                 'case "$b" in *"|"*) ;; *) '
                 'b=$(bjobs -a -noheader -o "%s" $(printf "%%s" "$ids" | tr , " ") 2>&1);; esac; '
-                'printf "%%s\\n" "$b"; true' % (FIELDS, FIELDS_OLD))
+                'printf "%%s\\n" "$b"; case "$b" in *"not responding"*|*"LSF is down"*) echo @qfail;; esac; '
+                'true' % (FIELDS, FIELDS_OLD))
 
     def cancel_snippet(self):
         return 'bkill $(printf "%s" "$ids" | tr , " ") 2>/dev/null; true'

@@ -77,7 +77,10 @@ class PBS(Scheduler):
     def status_snippet(self):
         # "@ids" lets the parser match a server's longer or shorter name for
         # a job ("12.srv" for "12.srv.example.org") to the id qsub printed.
-        return ('printf "@ids %%s\\n" "$ids"; '
+        # qstat fails for a job id the server has forgotten, so whether the
+        # server answers at all is asked apart, with the queue listing.
+        return ('qstat -Q >/dev/null 2>&1 || { echo @qfail; }; '
+                'printf "@ids %%s\\n" "$ids"; '
                 'o=$(qstat %s $(printf "%%s" "$ids" | tr , " ") 2>/dev/null); '
                 'case "$o" in *"Job Id:"*|*"<Job>"*) ;; '
                 '*) o=$(qstat -f $(printf "%%s" "$ids" | tr , " ") 2>/dev/null);; esac; '

@@ -67,13 +67,13 @@ class SGE(Scheduler):
                 '-e "s/^\\([0-9][0-9]*\\)\\([.][0-9:-]*\\)\\{0,1\\}$/\\1/p" | head -n 1) && [ -n "$id" ]')
 
     def status_snippet(self):
-        # Nothing is said about any job when qstat itself fails (qmaster
-        # down): accounting alone would make every running job look gone.
+        # When qstat itself fails (qmaster down) only @qfail is printed:
+        # accounting alone would make every running job look gone.
         return ('q=$(qstat -u "$(id -un)" 2>/dev/null) && { printf "%s\\n" "$q"; '
                 'l=" $(printf "%s\\n" "$q" | awk "{print \\$1}" | tr "\\n" " ") "; '
                 'if command -v qacct >/dev/null 2>&1; then '
                 'for i in $(printf "%s" "$ids" | tr , " "); do '
-                'case "$l" in *" $i "*) ;; *) qacct -j "$i" 2>/dev/null;; esac; done; fi; }; true')
+                'case "$l" in *" $i "*) ;; *) qacct -j "$i" 2>/dev/null;; esac; done; fi; } || echo @qfail; true')
 
     def cancel_snippet(self):
         return 'qdel $(printf "%s" "$ids" | tr , " ") 2>/dev/null; true'

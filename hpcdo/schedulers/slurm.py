@@ -43,13 +43,16 @@ class Slurm(Scheduler):
         # fail the whole call); sacct only for jobs squeue has forgotten, and
         # only where accounting exists.  sacct's lines keep their "|": its
         # state can be several words ("CANCELLED by 1000").
-        return ('q=$(%(squeue)s -h -t all -u "$(id -un)" -o "%%i %%T" 2>/dev/null); '
+        # A failing squeue (controller down) prints @qfail: "not in the queue"
+        # would wrongly read as "gone".
+        return ('if q=$(%(squeue)s -h -t all -u "$(id -un)" -o "%%i %%T" 2>/dev/null); then '
                 'printf "%%s\\n" "$q"; miss=; '
                 'for i in $(printf "%%s" "$ids" | tr , " "); do '
                 'case " $(printf "%%s" "$q" | tr "\\n" " ") " in *" $i "*) ;; '
                 '*) miss="$miss${miss:+,}$i";; esac; done; '
                 'if [ -n "$miss" ] && command -v %(sacct)s >/dev/null 2>&1; then '
-                '%(sacct)s -n -X -P -j "$miss" -o JobID,State,ExitCode 2>/dev/null; fi; true'
+                '%(sacct)s -n -X -P -j "$miss" -o JobID,State,ExitCode 2>/dev/null; fi; '
+                'else echo @qfail; fi; true'
                 % {"squeue": self.squeue, "sacct": self.sacct})
 
     def cancel_snippet(self):

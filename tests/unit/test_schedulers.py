@@ -216,11 +216,11 @@ def test_sge_status_snippet_asks_qacct_only_for_ids_qstat_lost(fakes, tmp_path):
     assert fakes.calls("qacct") == ["-j %d" % i for i in range(201, 209)] + ["-j 299"]
 
 
-def test_sge_status_says_nothing_when_qstat_fails_and_skips_a_missing_qacct(fakes, tmp_path):
+def test_sge_status_says_only_qfail_when_qstat_fails_and_skips_a_missing_qacct(fakes, tmp_path):
     fakes.add("qstat", 'echo "error: commlib error: got select error (Connection refused)" >&2; exit 1')
     fakes.add("qacct", 'show sge/qacct-201.txt')
     proc = fakes.status(get("sge"), "101,201", tmp_path)
-    assert proc.stdout == "" and fakes.calls("qacct") == []
+    assert proc.stdout == "@qfail\n" and fakes.calls("qacct") == []
     fakes.add("qstat", 'show sge/qstat-u.txt')
     os.remove(str(fakes.bin / "qacct"))
     proc = fakes.status(get("sge"), "101,201", tmp_path)
@@ -283,11 +283,14 @@ def test_slurm_pbs_wrapper_parse():
 
 
 def test_pbs_status_snippet_on_pbspro(fakes, tmp_path):
-    fakes.add("qstat", 'show pbs/qstat-fx.txt; show pbs/qstat-unknown.txt >&2; exit 35')
+    fakes.add("qstat", '[ "$1" = -Q ] && exit 0\n'
+                       'show pbs/qstat-fx.txt; show pbs/qstat-unknown.txt >&2; exit 35')
     ids = ",".join(sorted(PBSPRO)) + ",3099.pbs01"
     proc = fakes.status(get("pbs"), ids, tmp_path)
     assert get("pbs").parse_status(proc.stdout) == PBSPRO
-    assert fakes.calls("qstat") == ["-f -x " + ids.replace(",", " ")]
+    # the server is asked apart whether it answers: qstat fails for forgotten ids anyway
+    assert fakes.calls("qstat") == ["-Q", "-f -x " + ids.replace(",", " ")]
+    assert "@qfail" not in proc.stdout
 
 
 def test_pbs_status_snippet_falls_back_on_the_slurm_wrappers(fakes, tmp_path):
@@ -295,7 +298,7 @@ def test_pbs_status_snippet_falls_back_on_the_slurm_wrappers(fakes, tmp_path):
                        'show torque/slurm-wrapper-qstat-f.txt')
     proc = fakes.status(get("pbs"), "5001,5002,5003,5004", tmp_path)
     assert get("pbs").parse_status(proc.stdout) == WRAPPER
-    assert fakes.calls("qstat") == ["-f -x 5001 5002 5003 5004", "-f 5001 5002 5003 5004"]
+    assert fakes.calls("qstat") == ["-Q", "-f -x 5001 5002 5003 5004", "-f 5001 5002 5003 5004"]
 
 
 def test_pbs_status_snippet_on_torque(fakes, tmp_path):
@@ -560,3 +563,40 @@ def test_a_project_template_can_extend_a_builtin_one(tmp_path):
     text = jobscript.render(jobscript.environment(str(tmp_path)), "site.sh.j2", CONTEXT)
     assert directive_lines(text)[:2] == ["#PBS -N lb-r1", "#PBS -l nodes=1:ppn=28:fast"]
     assert 'cd "$PBS_O_WORKDIR"' in text
+
+
+@pytest.mark.parametrize("name,commands", [
+    ("slurm", {"squeue": "echo 'slurm_load_jobs error: Unable to contact slurm controller' >&2; exit 1",
+               "sacct": "echo '204|COMPLETED|0:0'"}),
+    ("sge", {"qstat": "echo 'error: unable to contact qmaster' >&2; exit 1"}),
+    ("pbs", {"qstat": "echo 'Cannot connect to PBS server' >&2; exit 15"}),
+    ("lsf", {"bjobs": "echo 'LSF is down. Please wait ...'"}),
+])
+def test_a_scheduler_that_does_not_answer_makes_jobs_unknown_not_gone(fakes, tmp_path, name, commands):
+    """Scheduler down: unmarked jobs are UNKNOWN (still active: never resubmitted), marked ones keep their marker."""
+    for command, body in commands.items():
+        fakes.add(command, body)
+    root = tmp_path / "root"
+    for run, job_id, marker in (("r1", "101", None), ("r2", "204", None), ("r3", "1", "0 17")):
+        (root / "runs" / run).mkdir(parents=True)
+        (root / "runs" / run / "job.id").write_text(job_id + "\n")
+        if marker:
+            (root / "runs" / run / "job.exit").write_text(marker + "\n")
+    runs = [(r, "runs/" + r, []) for r in ("r1", "r2", "r3")]
+    sched = get(name)
+    proc = fakes.run(scripts.probe_script(str(root), [], runs, sched), tmp_path)
+    _stamps, jobs, queue = scripts.parse_probe(proc.stdout, sched, runs)
+    for run, job_id in (("r1", "101"), ("r2", "204")):
+        state, _code = combine(jobs[run]["id"], jobs[run]["exit"], *queue.get(job_id, (None, None)))
+        assert state is JobState.UNKNOWN and state.active
+    assert combine(jobs["r3"]["id"], jobs["r3"]["exit"], *queue.get("1", (None, None))) == (COMPLETED, 0)
+
+
+def test_transient_submission_failures_are_told_from_refusals():
+    slurm = get("slurm")
+    assert slurm.transient("sbatch: error: Batch job submission failed: Unable to contact slurm controller "
+                           "(connect failure)")
+    assert slurm.transient("error: unable to contact qmaster using port 6444 on host vm")
+    assert not slurm.transient("sbatch: error: Batch job submission failed: Invalid account or "
+                               "account/partition combination specified")
+    assert not slurm.transient("sbatch: error: invalid partition specified: nosuch")

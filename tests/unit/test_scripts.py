@@ -68,7 +68,8 @@ def test_probe_reports_stamps_products_and_jobs(tmp_path):
     stamps, jobs, queue = scripts.parse_probe(proc.stdout.decode(), local, runs)
     assert stamps == {"a": '{"sig": "1"}', "b": None}
     assert jobs["r"]["sig"] == "S" and jobs["r"]["id"] == "123" and jobs["r"]["exit"].startswith("0 ")
-    assert jobs["r"]["fingerprint"] and jobs["none"] == {"sig": "", "id": "", "exit": "", "fingerprint": ""}
+    assert jobs["r"]["fingerprint"] and jobs["none"] == {"sig": "", "id": "", "exit": "", "fingerprint": "",
+                                                      "cancelled": False}
     assert queue == {}
 
 
