@@ -73,7 +73,7 @@ class SGE(Scheduler):
                 'l=" $(printf "%s\\n" "$q" | awk "{print \\$1}" | tr "\\n" " ") "; '
                 'if command -v qacct >/dev/null 2>&1; then '
                 'for i in $(printf "%s" "$ids" | tr , " "); do '
-                'case "$l" in *" $i "*) ;; *) qacct -j "$i" 2>/dev/null;; esac; done; fi; } || echo @qfail; true')
+                'case "$l" in *" $i "*) ;; *) qacct -j "$i" 2>/dev/null;; esac; done; fi; true; } || echo @qfail; true')
 
     def cancel_snippet(self):
         return 'qdel $(printf "%s" "$ids" | tr , " ") 2>/dev/null; true'

@@ -888,7 +888,9 @@ pbs_up() {
 # hpcuser, with $PBS_BIN first on PATH.
 pbs_wait() {
     local out
-    out=$(user_run "PATH=$PBS_BIN:\$PATH; qstat >/dev/null && command -v qsub" 2>&1) &&
+    # qstat -Q (queues), not plain qstat: the wrapper's job listing exits 153
+    # when Slurm holds no job at all
+    out=$(user_run "PATH=$PBS_BIN:\$PATH; qstat -Q >/dev/null && command -v qsub" 2>&1) &&
         [[ $out == "$PBS_BIN/qsub" ]] && return 0
     die "the PBS wrappers in $PBS_BIN fail for $SSH_USER: $out"
 }
