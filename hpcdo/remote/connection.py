@@ -11,6 +11,8 @@ they would over SSH.  ``SSHRemote`` opens one fabric connection lazily, on
 first use, and shares it between threads (doit ``-n N -P thread``).
 """
 
+import base64
+import hashlib
 import os
 import shlex
 import signal
@@ -208,18 +210,32 @@ def _pump(chunks, write, close, read_out, read_err, sink, counter):
 
 
 def _feed(chunks, write, close, errs):
+    """Write ``chunks`` to the command's stdin, then close it.
+
+    A failing write means the script stopped reading or the connection
+    died (paramiko raises EOFError or SSHException then, not only OSError):
+    feeding stops, and the exit status, or its absence, tells the caller
+    what happened.  An error producing the data itself is kept for the caller.
+    """
     try:
         for block in chunks:
-            write(block)
-    except (BrokenPipeError, OSError, socket.error):
-        pass  # the script stopped reading; its exit code tells what happened
-    except Exception as exc:  # an error producing the data itself
+            try:
+                write(block)
+            except Exception:
+                break
+    except Exception as exc:
         errs.append(exc)
     finally:
         try:
             close()
-        except (OSError, socket.error):
+        except Exception:
             pass
+
+
+def _sha256_fingerprint(key):
+    """A key's fingerprint as OpenSSH shows it: SHA256:<base64, no padding>."""
+    digest = hashlib.sha256(key.asbytes()).digest()
+    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
 
 
 def _exec(chan, command):
@@ -311,12 +327,14 @@ class SSHRemote(Remote):
         try:
             conn.open()
         except paramiko.BadHostKeyException as exc:
+            entry = self.hostname if self.port == 22 else "[%s]:%d" % (self.hostname, self.port)
+            holder = self._file_holding(entry, self._known_hosts_files(conn)) or "~/.ssh/known_hosts"
             raise RemoteError(
-                "host key of %s has CHANGED (got %s %s): refusing to connect. If the site "
-                "announced a new key, check its fingerprint with them, remove the old entry "
-                "(ssh-keygen -R '[%s]:%d') and trust the new one"
-                % (self._where(), exc.key.get_name(), exc.key.get_fingerprint().hex(),
-                   self.hostname, self.port))
+                "host key of %s has CHANGED (it now offers %s %s): refusing to connect. If the site "
+                "announced a new key, check that fingerprint with them, then remove the old entry "
+                "with: ssh-keygen -f %s -R '%s' and trust the new one with: ssh-keyscan -p %d %s >> %s"
+                % (self._where(), exc.key.get_name(), _sha256_fingerprint(exc.key), holder, entry,
+                   self.port, self.hostname, holder))
         except paramiko.SSHException as exc:
             if "not found in known_hosts" in str(exc):
                 raise RemoteError(
@@ -331,6 +349,18 @@ class SSHRemote(Remote):
             trace.record("connect", self.host, time.monotonic() - start, what="connect")
         conn.transport.set_keepalive(30)
         return conn
+
+    @staticmethod
+    def _file_holding(entry, files):
+        """The known_hosts file among ``files`` that has a key for ``entry``."""
+        import paramiko
+        for path in files:
+            try:
+                if paramiko.HostKeys(path).lookup(entry):
+                    return path
+            except (IOError, paramiko.SSHException):
+                continue
+        return None
 
     def _known_hosts_files(self, conn):
         files = []
