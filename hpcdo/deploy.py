@@ -261,7 +261,10 @@ class Deployment:
         prov = read_provenance(self.results_dir(run))
         if not prov or not info["state"].done or not info["fingerprint"]:
             return False
-        if prov.get("signature") != info["sig"] or prov.get("fingerprint") != info["fingerprint"]:
+        # the job id too: a rerun that ends within the minute ``ls`` shows can
+        # leave files of the same sizes and times
+        if prov.get("signature") != info["sig"] or prov.get("fingerprint") != info["fingerprint"] \
+                or str(prov.get("job_id", "")) != info["id"]:
             return False
         where = self.results_dir(run)
         present = set(os.listdir(where))         # one call for the usual flat result directory
@@ -445,7 +448,10 @@ class Deployment:
             listing, files = transfer.receive_files(self.session.remote, script, incoming,
                                                     what="fetch " + run.name)
             fingerprint = scripts.fingerprints(listing, {self.run_dir(run)}).get(self.run_dir(run), "")
-            prov = self.provenance(run, info, fingerprint, files, incoming)
+            kept = _keep_lost_files(final, incoming, info, files)
+            prov = self.provenance(run, info, fingerprint, files + kept, incoming)
+            if kept:
+                prov["kept_locally"] = kept
             with open(os.path.join(incoming, PROVENANCE), "w") as fh:
                 json.dump(prov, fh, indent=2, sort_keys=True)
                 fh.write("\n")
@@ -455,7 +461,9 @@ class Deployment:
                 shutil.rmtree(incoming, ignore_errors=True)
         info["fingerprint"] = fingerprint
         self.session.set_job(key, info)
-        return "fetched %d files into %s" % (len(files), os.path.relpath(final, self.project_dir))
+        note = ("; kept %d files of the same job that the machine no longer has: %s"
+                % (len(kept), ", ".join(kept)) if kept else "")
+        return "fetched %d files into %s%s" % (len(files), os.path.relpath(final, self.project_dir), note)
 
     def provenance(self, run, info, fingerprint, files, results):
         m = self.machine
@@ -509,6 +517,27 @@ def _tagged(text, tag):
         if line.startswith(tag + " "):
             return line.split(None, 1)[1].strip()
     return ""
+
+
+def _keep_lost_files(final, incoming, info, files):
+    """Copy into ``incoming`` the files of the local results that the machine lost.
+
+    Only for the same job: a file deleted on the machine (scratch purge,
+    a tidy-up) must not delete the only copy left.  Returns their names.
+    """
+    old = read_provenance(final)
+    if not old or str(old.get("job_id", "")) != info["id"] or old.get("signature") != info["sig"]:
+        return []
+    kept = []
+    for name in old.get("files", []):
+        src = os.path.join(final, name)
+        if name in files or not os.path.isfile(src) or os.path.islink(src):
+            continue
+        dst = os.path.join(incoming, name)
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        shutil.copy2(src, dst)
+        kept.append(name)
+    return kept
 
 
 def _replace_dir(new, final):
