@@ -11,6 +11,7 @@ in ``recipes/``, and hand doit the tasks.  Any problem with them ends the
 program with one ``hpcdo: error: ...`` line and exit status 2.
 """
 
+import fcntl
 import importlib.util
 import os
 import sys
@@ -127,6 +128,34 @@ class Project:
         return "\n".join("%-*s  %s" % (width, a, b) for a, b in rows)
 
 
+_held_locks = []
+
+
+def _one_at_a_time(state_dir, machine):
+    """Let one doit of this checkout work on ``machine`` at a time; a second one waits.
+
+    Two at once would configure and build in the same directories side by
+    side.  The lock is the kernel's (flock), so a killed doit never leaves
+    it behind; it is held until this process exits.
+    """
+    path = os.path.join(state_dir, "lock-%s" % machine)
+    fh = open(path, "a+")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fh.seek(0)
+        holder = fh.read().strip() or "?"
+        sys.stderr.write("hpcdo: another doit (pid %s) is working on machine %s in this project; "
+                         "waiting for it to finish\n" % (holder, machine))
+        sys.stderr.flush()
+        fcntl.flock(fh, fcntl.LOCK_EX)
+    fh.seek(0)
+    fh.truncate()
+    fh.write("%d\n" % os.getpid())
+    fh.flush()
+    _held_locks.append(fh)
+
+
 def dodo(dodo_file, argv=None):
     """The globals a ``dodo.py`` needs: DOIT_CONFIG and the task generator."""
     argv = sys.argv[1:] if argv is None else argv
@@ -143,6 +172,7 @@ def dodo(dodo_file, argv=None):
     state_dir = os.path.join(project_dir, ".hpcdo")
     os.makedirs(state_dir, exist_ok=True)
     if runs_tasks:
+        _one_at_a_time(state_dir, project.machine.name)
         project.session.start_probe()
 
     def task_hpcdo():

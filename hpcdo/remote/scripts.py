@@ -264,7 +264,7 @@ def configure_script(remote_root, recipe_dir, setup, cmake, options, removed, st
         if isinstance(value, bool):
             value = "ON" if value else "OFF"
         args.append(q("-D%s=%s" % (name, value)))
-    return prelude(remote_root) + "\n".join(_checked(setup) + [
+    return prelude(remote_root) + "\n".join(_build_lock(recipe_dir) + _checked(setup) + [
         "cd %s || exit 1" % q(recipe_dir),
         "rm -f build/.hpcdo-configure build/.hpcdo-compile",
         "mkdir -p build && cd build || exit 1",
@@ -280,7 +280,7 @@ def compile_script(remote_root, recipe_dir, setup, cmake, jobs, target, executab
     build = "%s --build . -j %d" % (_command(cmake), int(jobs))
     if target:
         build += " --target %s" % q(target)
-    return prelude(remote_root) + "\n".join(_checked(setup) + [
+    return prelude(remote_root) + "\n".join(_build_lock(recipe_dir) + _checked(setup) + [
         "cd %s/build || exit 1" % q(recipe_dir),
         "rm -f .hpcdo-compile",
         "%s > .hpcdo-compile.log 2>&1; rc=$?" % build,
@@ -292,6 +292,31 @@ def compile_script(remote_root, recipe_dir, setup, cmake, jobs, target, executab
         "&& mv -f .hpcdo-compile.tmp .hpcdo-compile" % q(sig),
         'printf "@binary %s\\n" "$b"',
     ]) + "\n"
+
+
+def _build_lock(recipe_dir):
+    """Lines that wait until no other hpcdo builds this recipe in this work root.
+
+    Two checkouts of a project may share a machine's work root; CMake and
+    make in one build directory at once break each other.  The lock is a
+    directory (mkdir is atomic everywhere) holding "time pid host"; it is
+    taken over when its holder is gone (same host, no such process) or has
+    held it for two hours, and removed when the script ends or is cut off.
+    """
+    lock = '"$R"/' + q("%s/.hpcdo-build.lock" % recipe_dir)
+    return [
+        "mkdir -p %s || exit 1" % q(recipe_dir),
+        "n=0; while ! mkdir %s 2>/dev/null; do" % lock,
+        "  t=0; p=; o=; read -r t p o < %s/t 2>/dev/null" % lock,
+        '  if [ $(( $(date +%%s) - ${t:-0} )) -gt 7200 ] || { [ "$o" = "$(hostname)" ] && '
+        '! kill -0 "${p:-0}" 2>/dev/null; }; then rm -rf %s; continue; fi' % lock,
+        '  [ "$n" -eq 0 ] && echo "hpcdo: another hpcdo is building here; waiting" >&2',
+        '  n=$((n + 1)); [ "$n" -gt 3600 ] && { echo "hpcdo: gave up waiting for the build lock" >&2; exit 1; }',
+        "  sleep 1",
+        "done",
+        'printf "%%s %%s %%s\\n" "$(date +%%s)" "$$" "$(hostname)" > %s/t' % lock,
+        "trap 'rm -rf %s' EXIT; trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM" % lock,
+    ]
 
 
 def _checked(setup):
