@@ -31,6 +31,8 @@ USER_FILE = "machines_user.yml"
 #: and the pure-Python parser took 40 ms for the catalogue alone
 LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
+#: characters in a work root that CMake's and make's generated files cannot carry
+ROOT_REFUSED = re.compile(r'[;"\\|#\x00-\x1f\x7f]')
 MEMORY_RE = re.compile(r"^[0-9]+(\.[0-9]+)?[KMGT]B?\Z", re.IGNORECASE)
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
 
@@ -79,7 +81,9 @@ SCHEMA = {
     "jobscript": (_str_or_none, "a template name or null", "jobscript template (default <scheduler>.sh.j2)"),
     "modules": (_str_list, "a list of strings", "module commands, e.g. 'load gcc/12' or 'gcc/12'"),
     "module_init": (_str_or_none, "a path or null", "file sourced to define 'module' before loading"),
-    "remote_root": (lambda v: isinstance(v, str) and v != "", "a path", "work root on the machine"),
+    "remote_root": (lambda v: isinstance(v, str) and v != "" and not ROOT_REFUSED.search(v),
+                    "a path without ; \" \\ | # or control characters (build tools cannot use them)",
+                    "work root on the machine"),
     "cores": (_pos_int, "a positive integer", "default cores per run"),
     "corespernode": (_pos_int, "a positive integer", "cores of one node"),
     "make_jobs": (_pos_int, "a positive integer", "parallel compile jobs"),
@@ -165,6 +169,9 @@ def load_yaml(path):
             text = fh.read()
     except OSError as exc:
         raise ConfigError("%s: cannot read: %s" % (path, exc.strerror))
+    except UnicodeDecodeError as exc:
+        line = text_line(path, exc.start)
+        raise ConfigError("%s:%d: not UTF-8 text (byte 0x%02x)" % (path, line, exc.object[exc.start]))
     try:
         node = yaml.compose(text, Loader=LOADER)
         data = yaml.load(text, Loader=LOADER)
@@ -210,25 +217,53 @@ def _check_layer(layer, label):
             raise ConfigError("%s: %s: unknown %s '%s'%s; known %ss: %s"
                               % (layer.at(key), label, key, value, hint, key, ", ".join(sorted(known))))
         if not check(value):
-            raise ConfigError("%s: %s: key '%s' must be %s, not %r"
-                              % (layer.at(key), label, key, wants, value))
+            # the value's type, never the value: it may be a secret put in the wrong place
+            raise ConfigError("%s: %s: key '%s' must be %s, not %s"
+                              % (layer.at(key), label, key, wants, _kind(value)))
+
+
+def text_line(path, offset):
+    """The line number of byte ``offset`` in file ``path``."""
+    with open(path, "rb") as fh:
+        return fh.read(offset).count(b"\n") + 1
+
+
+def _kind(value):
+    """What a wrong value is, without repeating it."""
+    if value is None:
+        return "empty (null)"
+    if isinstance(value, bool):
+        return "a yes/no value"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string" if value else "an empty string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
 
 
 def parse_overrides(words):
     """Turn command-line ``key=value`` strings into a Layer.
 
-    Values are read as YAML (``cores=8`` is a number, ``modules=[a, b]`` a
-    list) unless the key wants a string and the text is one.
+    A value the key takes as text is taken literally (``partition=a #b``
+    stays ``a #b``); others are read as YAML (``cores=8`` is a number,
+    ``modules=[a, b]`` a list).  An empty value unsets the key.
     """
     values = {}
     for key, text in words.items():
-        try:
-            value = yaml.safe_load(text) if text != "" else None
-        except yaml.YAMLError:
-            value = text
         check = SCHEMA.get(key, (None,))[0]
-        if check is not None and not check(value) and check(text):
+        if text == "":
+            value = None
+        elif check is not None and check(text):
             value = text
+        else:
+            try:
+                value = yaml.safe_load(text)
+            except yaml.YAMLError:
+                value = text
         values[key] = value
     return Layer(values, "command line")
 
@@ -322,6 +357,12 @@ class Catalogue:
         for key in NEEDED:
             if settings.get(key) in (None, ""):
                 raise ConfigError("machine '%s': required key '%s' is not set" % (name, key))
+        if not settings.get("host"):
+            for key in ("user", "identity_file"):
+                if settings.get(key) and origins.get(key, "defaults") != "defaults":
+                    raise ConfigError("%s: machine '%s': key '%s' is set but 'host' is not: set host "
+                                      "(or remove %s for a machine that is this computer)"
+                                      % (origins[key], name, key, key))
         for key in SCHEMA:
             settings.setdefault(key, None)
         return Machine(name, settings, origins)
@@ -333,10 +374,15 @@ class Catalogue:
         layers = self.entries.get(name)
         if layers is None:
             raise ConfigError("machine '%s' extends unknown machine '%s'" % (seen[-1], name))
-        parent = None
+        parent, where = None, None
         for layer in layers:
             if layer.values.get("extends"):
-                parent = layer.values["extends"]
+                parent, where = layer.values["extends"], layer.at("extends")
+        if parent and parent not in self.entries:
+            near = difflib.get_close_matches(str(parent), self.entries, n=1)
+            hint = " (did you mean '%s'?)" % near[0] if near else ""
+            raise ConfigError("%s: machine '%s': key 'extends' names unknown machine '%s'%s"
+                              % (where, name, parent, hint))
         chain = self._chain(parent, seen + [name]) if parent else []
         return chain + layers
 

@@ -12,6 +12,7 @@ text, and shell values pass ``q``, which quotes them.
 import hashlib
 import os
 import shlex
+import traceback
 
 import jinja2
 import jinja2.meta
@@ -63,10 +64,21 @@ def render(env, name, context):
         raise ConfigError("jobscript template %s not found (looked in jobscripts/, the machine "
                           "catalogue and the built-in templates)" % exc.name)
     except jinja2.UndefinedError as exc:
-        raise ConfigError("jobscript template %s: %s" % (name, exc.message))
+        raise ConfigError("%s: jobscript template %s: %s" % (_template_line(exc) or name, name, exc.message))
     except jinja2.TemplateSyntaxError as exc:
         raise ConfigError("%s:%s: jobscript template syntax error: %s"
                           % (exc.filename or name, exc.lineno, exc.message))
+
+
+def _template_line(exc):
+    """``file:line`` of the template line that raised ``exc`` (Jinja puts it in the traceback)."""
+    where = None
+    for frame, lineno in traceback.walk_tb(exc.__traceback__):
+        filename = frame.f_code.co_filename
+        if filename.endswith(".j2"):
+            where = "%s:%d" % (os.path.relpath(filename) if filename.startswith(os.getcwd()) else filename,
+                               lineno)
+    return where
 
 
 def sources_digest(env, name):

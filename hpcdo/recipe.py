@@ -142,6 +142,11 @@ class Run:
             if not isinstance(arg, (str, int, float)) or isinstance(arg, bool):
                 raise ConfigError("%s: argument %r must be a string or number" % (label, arg))
             arg = str(arg)
+            if "\r" in arg or "\0" in arg:
+                # a jobscript line with a carriage return reads as a DOS file
+                # to sbatch; a NUL cannot pass through a shell at all
+                raise ConfigError("%s: argument %r holds a carriage return or NUL byte, which no "
+                                  "jobscript can carry" % (label, arg))
             for _text, field, _spec, _conv in string.Formatter().parse(arg):
                 if field is not None and field not in ARG_FIELDS:
                     raise ConfigError("%s: argument %r uses {%s}; only {geometry}, {cores} and {run} "

@@ -77,7 +77,7 @@ def test_machine_file_errors_name_file_line_and_key(local_project):
         "misspelt": ("  host: h.example.org\n  scheduler: slurm\n  partiton: debug\n", 4,
                      ["unknown key 'partiton'", "did you mean 'partition'"]),
         "wrongtype": ("  host: h.example.org\n  scheduler: slurm\n  cores: many\n", 4,
-                      ["key 'cores' must be a positive integer", "'many'"]),
+                      ["key 'cores' must be a positive integer, not a string"]),
         "badsched": ("  host: h.example.org\n  scheduler: pbspro\n", 3,
                      ["unknown scheduler 'pbspro'", "did you mean 'pbs'", "known schedulers:", "sge"]),
         "badlauncher": ("  host: h.example.org\n  scheduler: slurm\n  launcher: mpirn\n", 4,

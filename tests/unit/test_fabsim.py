@@ -500,8 +500,8 @@ def test_catalogue_merges_fabsim3_machines(tmp_path):
 
 def doit(top, machine, *args):
     argv = [sys.executable, "-m", "doit", "machine=" + machine,
-            # no connection to the fictional hosts, and no work root outside the test's directory
-            "host=", "remote_root=" + str(top.parent / "remote")] + list(args)
+            # the jobscript task connects to nothing; no work root outside the test's directory
+            "remote_root=" + str(top.parent / "remote")] + list(args)
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.run(argv, cwd=str(top), capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
