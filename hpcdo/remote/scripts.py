@@ -268,8 +268,10 @@ def configure_script(remote_root, recipe_dir, setup, cmake, options, removed, st
         "cd %s || exit 1" % q(recipe_dir),
         "rm -f build/.hpcdo-configure build/.hpcdo-compile",
         "mkdir -p build && cd build || exit 1",
-        "%s %s ../src > .hpcdo-configure.log 2>&1; rc=$?" % (_command(cmake), " ".join(args)),
-        "cat .hpcdo-configure.log",
+        # the output is kept in the shell too: on a full disk the log file
+        # cannot hold the message that says so
+        "out=$(%s %s ../src 2>&1); rc=$?" % (_command(cmake), " ".join(args)),
+        'printf "%s\\n" "$out"; printf "%s\\n" "$out" > .hpcdo-configure.log 2>/dev/null',
         '[ "$rc" -eq 0 ] || exit "$rc"',
         write_stamp(".hpcdo-configure", stamp_text),
     ]) + "\n"
@@ -283,8 +285,8 @@ def compile_script(remote_root, recipe_dir, setup, cmake, jobs, target, executab
     return prelude(remote_root) + "\n".join(_build_lock(recipe_dir) + _checked(setup) + [
         "cd %s/build || exit 1" % q(recipe_dir),
         "rm -f .hpcdo-compile",
-        "%s > .hpcdo-compile.log 2>&1; rc=$?" % build,
-        "cat .hpcdo-compile.log",
+        "out=$(%s 2>&1); rc=$?" % build,
+        'printf "%s\\n" "$out"; printf "%s\\n" "$out" > .hpcdo-compile.log 2>/dev/null',
         '[ "$rc" -eq 0 ] || exit "$rc"',
         '[ -f %s ] || { echo "hpcdo: the build did not make %s" >&2; exit 1; }' % (q(executable), q(executable)),
         "b=$(h < %s)" % q(executable),
@@ -391,10 +393,17 @@ def submit_script(remote_root, requests, scheduler):
     return prelude(remote_root) + "\n".join(_submit_block(r, scheduler) for r in requests) + "\n"
 
 
-def _heredoc(text):
+def _heredoc(text, or_else=""):
+    """``text`` as a quoted here-document; ``or_else`` runs if the command it feeds fails."""
     delimiter = "HPCDO_END_%s" % hashlib.sha256(text.encode()).hexdigest()[:16]
     assert delimiter not in text
-    return "<<'%s'\n%s%s" % (delimiter, text, delimiter)
+    return "<<'%s'%s\n%s%s" % (delimiter, " || " + or_else if or_else else "", text, delimiter)
+
+
+#: what the submission does when a write in the run directory fails (a full
+#: disk, a quota): say so and stop, before anything is submitted
+FULL = ('{ rm -f job.sh.tmp; printf "@error %%s cannot %s in the run directory (disk full or over '
+        'quota?)\\n" "$k" >&3; exit 0; }')
 
 
 def _submit_block(req, scheduler):
@@ -421,22 +430,29 @@ def _submit_block(req, scheduler):
         "trap 'rm -rf .submit.lock' EXIT",
         "cur=$(cat job.id 2>/dev/null)",
         'if [ "$cur" != %s ]; then printf "@changed %%s %%s\\n" "$k" "$cur" >&3; exit 0; fi' % q(req.expected_id),
-        "cat > job.sh.tmp %s" % _heredoc(req.jobscript),
+        "cat > job.sh.tmp %s" % _heredoc(req.jobscript, FULL % "write the jobscript"),
         # keep the previous attempt's files rather than overwrite them
         'if [ -n "$cur" ]; then prev="previous/$cur"; mkdir -p "$prev"; %s; fi'
         % _each_output(("job.sh", "job.out", "job.exit", "job.started", "job.cancelled") + tuple(req.patterns),
                        [name for _src, name in req.links], 'mv -f "$f" "$prev/"'),
         "rm -f job.exit job.started job.id job.cancelled",
     ] + link_lines + [
-        "mv -f job.sh.tmp job.sh",
-        'printf "%%s\\n" %s > job.sig' % q(req.sig),
+        "mv -f job.sh.tmp job.sh || " + FULL % "write the jobscript",
+        'printf "%%s\\n" %s > job.sig || %s' % (q(req.sig), FULL % "record the inputs"),
         # fd 3 is the caller's pipe: a job that inherited it would hold the
         # connection open until it ended
         "if { %s; } 3>&-; then" % scheduler.submit_snippet(),
-        '  printf "%s\\n" "$id" > job.id.tmp && mv -f job.id.tmp job.id',
+        # a job whose id cannot be recorded would run unknown to every later
+        # call: take it back
+        '  if ! { printf "%s\\n" "$id" > job.id.tmp && mv -f job.id.tmp job.id; }; then',
+        '    rm -f job.id.tmp; ids=$id; { %s; } 3>&-' % scheduler.cancel_snippet(),
+        '    printf "@error %s job %s was submitted but its id cannot be recorded in the run directory '
+        '(disk full or over quota?), so it was cancelled\\n" "$k" "$id" >&3; exit 0',
+        '  fi',
         '  printf "@submitted %s %s\\n" "$k" "$id" >&3',
         "else",
         '  printf "@error %s the scheduler refused the job:\\n" "$k" >&3',
+        '  [ -s submit.log ] || printf "@error %s (no message: the run directory may be full)\\n" "$k" >&3',
         '  tail -n 5 submit.log | while IFS= read -r l; do printf "@error %s %s\\n" "$k" "$l" >&3; done',
         "fi",
         ")",
