@@ -264,6 +264,8 @@ def parse_overrides(words):
                 value = yaml.safe_load(text)
             except yaml.YAMLError:
                 value = text
+            if isinstance(value, str) or value is None:
+                value = text          # YAML would drop a '#...' or quotes: keep what was typed
         values[key] = value
     return Layer(values, "command line")
 

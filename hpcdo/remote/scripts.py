@@ -70,7 +70,8 @@ def write_stamp(path, text):
 
     ``path`` is shell text (it may use variables such as ``$s``); ``text`` is quoted here.
     """
-    return 'printf "%%s\\n" %s > %s.tmp && mv -f %s.tmp %s' % (q(text), path, path, path)
+    # the temporary file is this shell's own: two writers never share one
+    return 'printf "%%s\\n" %s > %s.tmp.$$ && mv -f %s.tmp.$$ %s' % (q(text), path, path, path)
 
 
 def setup_lines(modules, module_init, env):
@@ -249,8 +250,8 @@ def git_clone_script(remote_root, src, url, ref, stamp_sig):
         'else rm -rf "$s" && git clone %(url)s "$s" || exit 1; fi\n'
         'git -C "$s" checkout -q -f %(ref)s 2>/dev/null || git -C "$s" checkout -q -f origin/%(ref)s || exit 1\n'
         'c=$(git -C "$s" rev-parse HEAD) || exit 1\n'
-        "printf '{\"sig\": \"%%s\", \"commit\": \"%%s\"}\\n' %(sig)s \"$c\" > \"$s/.hpcdo-stamp.tmp\" "
-        '&& mv -f "$s/.hpcdo-stamp.tmp" "$s/.hpcdo-stamp"\n'
+        "printf '{\"sig\": \"%%s\", \"commit\": \"%%s\"}\\n' %(sig)s \"$c\" > \"$s/.hpcdo-stamp.tmp.$$\" "
+        '&& mv -f "$s/.hpcdo-stamp.tmp.$$" "$s/.hpcdo-stamp"\n'
         'printf "@commit %%s\\n" "$c"\n'
         % {"src": q(src), "url": q(url), "ref": q(ref), "sig": q(stamp_sig)})
 
@@ -290,8 +291,8 @@ def compile_script(remote_root, recipe_dir, setup, cmake, jobs, target, executab
         '[ "$rc" -eq 0 ] || exit "$rc"',
         '[ -f %s ] || { echo "hpcdo: the build did not make %s" >&2; exit 1; }' % (q(executable), q(executable)),
         "b=$(h < %s)" % q(executable),
-        "printf '{\"sig\": \"%%s\", \"binary\": \"%%s\"}\\n' %s \"$b\" > .hpcdo-compile.tmp "
-        "&& mv -f .hpcdo-compile.tmp .hpcdo-compile" % q(sig),
+        "printf '{\"sig\": \"%%s\", \"binary\": \"%%s\"}\\n' %s \"$b\" > .hpcdo-compile.tmp.$$ "
+        "&& mv -f .hpcdo-compile.tmp.$$ .hpcdo-compile" % q(sig),
         'printf "@binary %s\\n" "$b"',
     ]) + "\n"
 

@@ -1,0 +1,35 @@
+"""Helpers shared by the fault-injection tests."""
+
+import shlex
+import time
+
+
+def wait_until(predicate, timeout=60, interval=0.2, what="condition"):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("timed out after %ss waiting for %s" % (timeout, what))
+
+
+def rundir(project, run, recipe="lbflow"):
+    return "%s/%s/runs/%s" % (project.remote_root, recipe, run)
+
+
+def jobs_for(project, run, recipe="lbflow"):
+    """Ids of every job (any state) the scheduler holds for the run's directory."""
+    return project.cluster.jobs(project.machine, rundir(project, run, recipe))
+
+
+def scancel(cluster, ids):
+    ids = [i for i in ids if i]
+    if ids:
+        cluster.ssh("scancel %s >/dev/null 2>&1" % " ".join(shlex.quote(i) for i in ids), check=False)
+
+
+def no_traceback(out):
+    assert "Traceback" not in out.out, out
+
+

@@ -1,0 +1,123 @@
+"""Fault 6: a job is cancelled by hand (scancel): reported as cancelled, resubmitted on the next call.
+
+Two cases, each with doit waiting for the job when it is cancelled: a
+running job (Slurm sends SIGTERM: the jobscript's trap leaves exit marker
+143) and a pending one, held with ``--hold`` (it never ran: no marker, only
+the queue knows).  The waiting call ends promptly, naming the job and
+CANCELLED; ``status`` says cancelled; the next call submits the run again
+and keeps the cancelled attempt's files under ``previous/<job id>/``.
+"""
+
+import re
+import subprocess
+import time
+
+import pytest
+
+from conftest import write_recipe
+from faults_helpers import jobs_for, no_traceback, scancel, wait_until
+
+LONG = ("long", "straight", ["--geometry", "{geometry}", "--steps", 200000, "--output-every", 0])
+HOLD = "directives=['--hold']"
+
+
+def status_of(project, run, *args):
+    out = project.doit("status", *args)
+    m = re.search(r"^run %s\s+(.*)$" % run, out.out, re.M)
+    assert m, out
+    return m.group(1)
+
+
+def job_id(project, run):
+    return project.remote("cat lbflow/runs/%s/job.id 2>/dev/null" % run).strip()
+
+
+@pytest.mark.parametrize("case", ["running", "pending"])
+def test_scancel_by_hand_is_reported_and_resubmitted(slurm_project, case):
+    project = slurm_project
+    write_recipe(project, [LONG])
+    args = [HOLD] if case == "pending" else []
+    project.doit("compile", "send_geometry", *args)
+    proc = project.popen("fetch_results", *args)
+    try:
+        if case == "running":
+            wait_until(lambda: project.remote("cat lbflow/runs/long/job.started 2>/dev/null").strip(),
+                       timeout=120, what="the job to start")
+        else:
+            wait_until(lambda: [j for j in project.cluster.squeue(project.remote_root + "/lbflow/runs/long")
+                                if j[2] == "PENDING"], timeout=60, what="the held job to be queued")
+            time.sleep(1)                    # doit is now waiting for it
+        job = job_id(project, "long")
+        assert job
+        project.cluster.ssh("scancel %s" % job)          # by hand, behind hpcdo's back
+        cancelled = time.monotonic()
+        out, err = proc.communicate(timeout=120)
+        took = time.monotonic() - cancelled
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    output = out + err
+    assert proc.returncode != 0, output
+    assert "Traceback" not in output, output
+    assert took < 30, "the wait took %d s to notice the cancel" % took
+    assert "CANCELLED" in output and job in output, output
+    assert "resubmitted on the next call" in output, output
+    assert status_of(project, "long", *args).startswith("%s cancelled" % job)
+
+    again = project.doit("submit:long", *args)
+    no_traceback(again)
+    assert again.ran == ["submit:long"], again
+    new = job_id(project, "long")
+    try:
+        assert new and new != job
+        assert sorted(jobs_for(project, "long")) == sorted([job, new])
+        assert project.remote("ls lbflow/runs/long/previous").split() == [job]
+        if case == "running":
+            assert project.remote("cat lbflow/runs/long/previous/%s/job.exit" % job).split()[0] == "143"
+    finally:
+        scancel(project.cluster, [new])
+
+
+@pytest.fixture
+def sge_project(tmp_path, cluster):
+    from conftest import cluster_project
+    yield from cluster_project(tmp_path, cluster, "testsge")
+
+
+def test_qdel_of_a_pending_job_by_hand_on_grid_engine(sge_project):
+    """Grid Engine keeps no accounting record of a job deleted while pending (qacct says
+    "job id N not found" and exits 1): the waiting call must still end promptly, saying the
+    job is gone, and the next call submits the run again."""
+    project = sge_project
+    write_recipe(project, [LONG])
+    hold = "directives=['-h']"
+    project.doit("compile", "send_geometry", hold)
+    proc = project.popen("fetch_results", hold)
+    try:
+        wait_until(lambda: job_id(project, "long") in project.cluster.jobs("testsge"),
+                   timeout=60, what="the held job to be queued")
+        job = job_id(project, "long")
+        time.sleep(1)
+        project.cluster.ssh("qdel %s" % job)
+        deleted = time.monotonic()
+        try:
+            out, err = proc.communicate(timeout=90)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("the waiting call did not end within 90 s of the job's end: it hangs on "
+                                 "a job the scheduler no longer knows")
+        took = time.monotonic() - deleted
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    output = out + err
+    assert "Traceback" not in output, output
+    assert proc.returncode != 0, output
+    assert took < 60, "the wait took %d s to notice the deleted job" % took
+    assert re.search(r"CANCELLED|LOST", output) and job in output, output
+    again = project.doit("submit:long", hold)
+    assert again.ran == ["submit:long"], again
+    new = job_id(project, "long")
+    assert new and new != job
+    project.cluster.ssh("qdel %s >/dev/null 2>&1" % new, check=False)

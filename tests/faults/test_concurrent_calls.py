@@ -1,0 +1,124 @@
+"""Fault 7: two invocations for the same machine at once.
+
+Two ``doit fetch_results`` start together in the same project (two
+terminals, or a terminal and a cron job).  The second must either wait for
+the first (and then find everything done) or refuse with a clear message
+naming the machine and the other invocation; never run the same steps side
+by side in the same remote build directory, never submit twice, never
+leave the local state (doit's database, results/) corrupted: a third call
+afterwards does nothing.
+
+(tests/e2e/test_jobs.py covers three simultaneous ``submit`` of one run:
+one job.)
+"""
+
+import os
+import re
+import sqlite3
+import time
+
+from conftest import write_recipe
+from faults_helpers import jobs_for
+
+RUNS = [("a", "straight", ["--geometry", "{geometry}", "--steps", 3000]),
+        ("b", "bifurcation", ["--geometry", "{geometry}", "--steps", 3000])]
+
+
+def ran(stdout):
+    return set(re.findall(r"^\.  (\S+)$", stdout, re.M))
+
+
+def start_two(project, *args, delay=0.0):
+    first = project.popen(*args)
+    time.sleep(delay)
+    second = project.popen(*args)
+    outs = []
+    for proc in (first, second):
+        try:
+            out, err = proc.communicate(timeout=300)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        outs.append((proc.returncode, out, err))
+    return outs
+
+
+def check_pair(project, outs):
+    (rc1, out1, err1), (rc2, out2, err2) = outs
+    for rc, out, err in outs:
+        assert "Traceback" not in out + err, out + err
+        if rc != 0:
+            # refused: one clear line about the other invocation on this machine
+            assert re.search(r"another|already running|in use|busy|lock", out + err, re.I), out + err
+            assert project.machine in out + err, out + err
+    assert rc1 == 0 or rc2 == 0, outs
+    both = ran(out1) & ran(out2)
+    assert not both, "both invocations ran %s" % sorted(both)
+
+
+def local_state_ok(project):
+    db = os.path.join(project.path, ".hpcdo", "doit-%s.db" % project.machine)
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("pragma integrity_check").fetchone()[0] == "ok"
+    parent = os.path.join(project.path, "results", project.machine)
+    assert sorted(os.listdir(parent)) == ["a", "b"], os.listdir(parent)
+
+
+def test_two_calls_at_once_from_scratch(slurm_project):
+    project = slurm_project
+    write_recipe(project, RUNS)
+    outs = start_two(project, "fetch_results")
+    check_pair(project, outs)
+    for run in ("a", "b"):
+        assert len(jobs_for(project, run)) == 1
+    again = project.doit("fetch_results")
+    assert again.ran == [], again
+    local_state_ok(project)
+    for run in ("a", "b"):
+        assert project.summary(run)["steps"] == 3000
+
+
+def test_two_calls_at_once_after_an_edit(slurm_project):
+    """Both see the same stale compile and runs: they must not build and submit side by side."""
+    project = slurm_project
+    write_recipe(project, RUNS)
+    project.doit("fetch_results")
+    project.edit("demo/lbflow/src/output.c", "\\\"max_velocity\\\"", "\\\"max_speed\\\"")
+    outs = start_two(project, "fetch_results", delay=0.3)
+    check_pair(project, outs)
+    for run in ("a", "b"):
+        assert len(jobs_for(project, run)) == 2           # the first pipeline's, and one more
+        assert "max_speed" in project.summary(run)
+    again = project.doit("fetch_results")
+    assert again.ran == [], again
+    local_state_ok(project)
+
+
+def test_two_checkouts_at_once_on_one_work_root(slurm_project, tmp_path):
+    """Two checkouts (two laptops, a laptop and CI) drive the same work root at once: they share
+    no local state, so each probes and works; on the machine their builds take turns (a build
+    lock) and their submissions too (the run's lock and compare-and-swap): both succeed, no
+    build breaks, one job per run, and afterwards neither has anything left to do."""
+    project = slurm_project
+    write_recipe(project, RUNS)
+    other = project.clone_to(tmp_path / "other")
+    first = project.popen("fetch_results")
+    second = other.popen("fetch_results")
+    outs = []
+    for proc in (first, second):
+        try:
+            out, err = proc.communicate(timeout=300)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        outs.append((proc.returncode, out, err))
+    for rc, out, err in outs:
+        assert rc == 0 and "Traceback" not in out + err, out + err
+    for run in ("a", "b"):
+        assert len(jobs_for(project, run)) == 1
+    for one in (project, other):
+        again = one.doit("fetch_results")
+        assert not {"clone", "configure", "compile"} & again.ran_set(), again
+        assert not [t for t in again.ran if t.startswith("submit:")], again

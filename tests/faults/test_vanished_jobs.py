@@ -1,0 +1,146 @@
+"""Fault 5: a job vanishes from the queue and there is no accounting to ask.
+
+Grid Engine forgets a job the moment it ends; with its accounting out of
+reach (here ``qacct`` is shadowed by a shell function in the machine's
+``shell_setup``, as on sites where users cannot read the accounting file)
+nothing but the run directory remembers the job.  Slurm keeps ended jobs
+for MinJobAge (300 s on the test cluster, which has no sacct), so for Slurm
+the run directory is made to name a job id the controller has forgotten:
+the state the machine is in once MinJobAge has passed.
+
+The exit marker the jobscript leaves decides the outcome; without one the
+job is LOST, said so quickly (no hang), and submitted again by the next call.
+(Whether the resubmitted job's results are then fetched is the business of
+test_scratch_purge.py's provenance checks.)
+"""
+
+import re
+import subprocess
+import time
+
+import pytest
+
+from conftest import write_recipe
+from faults_helpers import jobs_for, no_traceback, wait_until
+
+NO_QACCT = "shell_setup=['qacct() { return 1; }']"
+SHORT = ("a", "straight", ["--geometry", "{geometry}", "--steps", 500])
+LONG = ("long", "straight", ["--geometry", "{geometry}", "--steps", 200000, "--output-every", 0])
+
+
+def forgotten_id(cluster):
+    """A Slurm job id the controller does not know (job 1 ended long ago on any used cluster)."""
+    proc = cluster.ssh("squeue -h -j 1 -o %i", check=False)
+    assert proc.returncode != 0 or proc.stdout.strip() == "", "job 1 is still known to Slurm"
+    return "1"
+
+
+def status_of(project, run):
+    out = project.doit("status")
+    m = re.search(r"^run %s\s+(.*)$" % run, out.out, re.M)
+    assert m, out
+    return m.group(1)
+
+
+@pytest.fixture
+def forgotten(slurm_project):
+    """A completed, fetched run whose job Slurm has since forgotten."""
+    write_recipe(slurm_project, [SHORT])
+    slurm_project.doit("fetch_results")
+    gone = forgotten_id(slurm_project.cluster)
+    slurm_project.remote("echo %s > lbflow/runs/a/job.id" % gone)
+    return slurm_project, gone
+
+
+def test_forgotten_job_with_marker_counts_as_completed(forgotten, tmp_path):
+    project, gone = forgotten
+    fresh = project.clone_to(tmp_path / "fresh")          # no local state at all
+    start = time.monotonic()
+    out = fresh.doit("fetch_results")
+    assert time.monotonic() - start < 60
+    assert out.ran == ["fetch_results:a"], out
+    assert fresh.summary("a")["steps"] == 500
+    assert len(jobs_for(project, "a")) == 1               # nothing submitted again
+    assert status_of(fresh, "a").startswith("%s completed" % gone)
+
+
+def test_forgotten_job_with_failed_marker_is_failed_and_resubmitted(forgotten):
+    project, gone = forgotten
+    project.remote("printf '2 %s\\n' \"$(date +%s)\" > lbflow/runs/a/job.exit")
+    assert status_of(project, "a").startswith("%s failed" % gone)
+    start = time.monotonic()
+    out = project.doit("fetch_results")
+    assert time.monotonic() - start < 60
+    assert "submit:a" in out.ran, out
+    new = project.remote("cat lbflow/runs/a/job.id").strip()
+    assert new != gone and len(jobs_for(project, "a")) == 2
+    assert status_of(project, "a").startswith("%s completed" % new)
+    assert project.remote("cat lbflow/runs/a/previous/%s/job.exit" % gone).split()[0] == "2"
+
+
+def test_forgotten_job_without_marker_is_lost_not_waited_for(forgotten):
+    project, gone = forgotten
+    project.remote("rm -f lbflow/runs/a/job.exit")
+    assert status_of(project, "a").startswith("%s lost" % gone)
+    start = time.monotonic()
+    out = project.doit("fetch_results")
+    assert time.monotonic() - start < 60, "waited for a job no one knows"
+    assert "submit:a" in out.ran, out
+    new = project.remote("cat lbflow/runs/a/job.id").strip()
+    assert new != gone
+    assert status_of(project, "a").startswith("%s completed" % new)
+
+
+@pytest.fixture
+def sge_project(tmp_path, cluster):
+    from conftest import cluster_project
+    yield from cluster_project(tmp_path, cluster, "testsge")
+
+
+def test_sge_job_gone_without_accounting_is_known_by_its_marker(sge_project, tmp_path):
+    project = sge_project
+    write_recipe(project, [SHORT])
+    out = project.doit("fetch_results", NO_QACCT)
+    assert project.summary("a")["steps"] == 500
+    job = project.remote("cat lbflow/runs/a/job.id").strip()
+    assert job not in project.cluster.jobs("testsge")      # Grid Engine has forgotten it
+    fresh = project.clone_to(tmp_path / "fresh")
+    out = fresh.doit("fetch_results", NO_QACCT)
+    assert out.ran == ["fetch_results:a"], out
+    assert status_of(fresh, "a").startswith("%s completed" % job)
+
+
+def test_sge_job_killed_without_marker_or_accounting_is_reported_lost(sge_project):
+    """qdel kills the job with SIGKILL (no marker); Grid Engine forgets it; no accounting:
+    the waiting call says the job is lost within seconds, and the next call submits it again."""
+    project = sge_project
+    write_recipe(project, [LONG])
+    proc = project.popen("fetch_results", NO_QACCT)
+    try:
+        wait_until(lambda: project.remote("cat lbflow/runs/long/job.started 2>/dev/null").strip(),
+                   timeout=120, what="the job to start")
+        job = project.remote("cat lbflow/runs/long/job.id").strip()
+        project.cluster.ssh("qdel %s" % job)
+        killed = time.monotonic()
+        try:
+            out, err = proc.communicate(timeout=90)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("the waiting call did not end within 90 s of the job's end: it hangs on "
+                                 "a job the scheduler no longer knows")
+        took = time.monotonic() - killed
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode != 0
+    output = out + err
+    assert "Traceback" not in output, output
+    assert took < 60, "the wait hung for %d s on a job that no longer exists" % took
+    assert "LOST" in output and job in output, output
+    assert project.remote("cat lbflow/runs/long/job.exit 2>/dev/null").strip() == ""
+    again = project.doit("submit:long", NO_QACCT)
+    no_traceback(again)
+    assert again.ran == ["submit:long"], again
+    new = project.remote("cat lbflow/runs/long/job.id").strip()
+    assert new and new != job
+    project.cluster.ssh("qdel %s >/dev/null 2>&1" % new, check=False)
