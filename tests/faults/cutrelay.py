@@ -21,7 +21,13 @@ import ipaddress
 import os
 import socket
 import struct
+import sys
 import threading
+
+# the bench's relay module writes the known_hosts file a relay port needs
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                                "bench"))
+from relay import known_hosts_for  # noqa: E402,F401
 
 CHUNK = 64 * 1024
 
@@ -202,19 +208,3 @@ class CutRelay:
             conns = list(self.conns)
         for conn in conns:
             conn.close()
-
-
-def known_hosts_for(port, source_known_hosts, dest_path, source=("127.0.0.1", 2222), host="127.0.0.1"):
-    """Write ``dest_path`` trusting ``source``'s host keys (from ``source_known_hosts``) as ``[host]:port``."""
-    import paramiko
-
-    keys = paramiko.HostKeys(os.path.expanduser(source_known_hosts))
-    name = source[0] if int(source[1]) == 22 else "[%s]:%d" % (source[0], int(source[1]))
-    found = keys.lookup(name)
-    if not found:
-        raise ValueError("no host key for %s in %s" % (name, source_known_hosts))
-    pattern = host if int(port) == 22 else "[%s]:%d" % (host, int(port))
-    with open(dest_path, "w") as fh:
-        for key_type in found.keys():
-            fh.write("%s %s %s\n" % (pattern, key_type, found[key_type].get_base64()))
-    return str(dest_path)
