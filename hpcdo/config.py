@@ -110,6 +110,9 @@ SCHEMA = {
 
 NEEDED = ("scheduler", "remote_root")
 
+#: where command-line settings come from, as Machine.where() reports it
+COMMAND_LINE = "command line"
+
 #: keys whose value names one of a fixed set
 CHOICES = {"scheduler": SCHEDULERS, "launcher": LAUNCHERS}
 
@@ -206,20 +209,23 @@ def load_yaml(path):
 def _check_layer(layer, label):
     for key, value in layer.values.items():
         if key not in SCHEMA:
-            near = difflib.get_close_matches(str(key), SCHEMA, n=1)
-            hint = " (did you mean '%s'?)" % near[0] if near else ""
-            raise ConfigError("%s: %s: unknown key '%s'%s" % (layer.at(key), label, key, hint))
+            raise ConfigError("%s: %s: unknown key '%s'%s" % (layer.at(key), label, key, _nearest(key, SCHEMA)))
         check, wants, _help = SCHEMA[key]
         if key in CHOICES and value is not None and not check(value):
             known = CHOICES[key]
-            near = difflib.get_close_matches(str(value), known, n=1)
-            hint = " (did you mean '%s'?)" % near[0] if near else ""
             raise ConfigError("%s: %s: unknown %s '%s'%s; known %ss: %s"
-                              % (layer.at(key), label, key, value, hint, key, ", ".join(sorted(known))))
+                              % (layer.at(key), label, key, value, _nearest(value, known), key,
+                                 ", ".join(sorted(known))))
         if not check(value):
             # the value's type, never the value: it may be a secret put in the wrong place
             raise ConfigError("%s: %s: key '%s' must be %s, not %s"
                               % (layer.at(key), label, key, wants, _kind(value)))
+
+
+def _nearest(word, known):
+    """`` (did you mean 'x'?)`` with the known name nearest ``word``, or nothing."""
+    near = difflib.get_close_matches(str(word), known, n=1)
+    return " (did you mean '%s'?)" % near[0] if near else ""
 
 
 def text_line(path, offset):
@@ -267,7 +273,7 @@ def parse_overrides(words):
             if isinstance(value, str) or value is None:
                 value = text          # YAML would drop a '#...' or quotes: keep what was typed
         values[key] = value
-    return Layer(values, "command line")
+    return Layer(values, COMMAND_LINE)
 
 
 class Catalogue:
@@ -341,10 +347,8 @@ class Catalogue:
         if name not in self.entries:
             for found in self.fabsim:
                 found.require(name)             # a FabSim3 machine left out says why
-            near = difflib.get_close_matches(name, self.entries, n=1)
-            hint = " (did you mean '%s'?)" % near[0] if near else ""
             raise ConfigError("unknown machine '%s'%s; known machines: %s"
-                              % (name, hint, ", ".join(self.names())))
+                              % (name, _nearest(name, self.entries), ", ".join(self.names())))
         settings, origins = {}, {}
         for layer in self.defaults:
             _check_layer(layer, "default")
@@ -381,10 +385,8 @@ class Catalogue:
             if layer.values.get("extends"):
                 parent, where = layer.values["extends"], layer.at("extends")
         if parent and parent not in self.entries:
-            near = difflib.get_close_matches(str(parent), self.entries, n=1)
-            hint = " (did you mean '%s'?)" % near[0] if near else ""
             raise ConfigError("%s: machine '%s': key 'extends' names unknown machine '%s'%s"
-                              % (where, name, parent, hint))
+                              % (where, name, parent, _nearest(parent, self.entries)))
         chain = self._chain(parent, seen + [name]) if parent else []
         return chain + layers
 

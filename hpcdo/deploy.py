@@ -34,7 +34,7 @@ import time
 
 from . import ConfigError, HpcdoError, RemoteError
 from . import jobscript as jobscripts
-from . import launchers, signature
+from . import config, launchers, signature
 from .recipe import Git, OPTION_RE
 from .remote import scripts, transfer
 from .schedulers.base import JobState
@@ -161,7 +161,7 @@ class Deployment:
 
     def cores(self, run):
         """The run's cores; ``cores=N`` on the command line wins over the recipe and the machine file."""
-        if self.machine.where("cores") == "command line":
+        if self.machine.where("cores") == config.COMMAND_LINE:
             return self.machine.cores
         return run.cores or self.machine.cores
 

@@ -60,14 +60,19 @@ def render(env, name, context):
     """Render template ``name``; any template problem becomes one ConfigError line."""
     try:
         return env.get_template(name).render(**context)
-    except jinja2.TemplateNotFound as exc:
-        raise ConfigError("jobscript template %s not found (looked in jobscripts/, the machine "
-                          "catalogue and the built-in templates)" % exc.name)
     except jinja2.UndefinedError as exc:
         raise ConfigError("%s: jobscript template %s: %s" % (_template_line(exc) or name, name, exc.message))
-    except jinja2.TemplateSyntaxError as exc:
-        raise ConfigError("%s:%s: jobscript template syntax error: %s"
-                          % (exc.filename or name, exc.lineno, exc.message))
+    except (jinja2.TemplateNotFound, jinja2.TemplateSyntaxError) as exc:
+        raise _unreadable(exc, name)
+
+
+def _unreadable(exc, name):
+    """The one-line error for a template that is missing or does not parse."""
+    if isinstance(exc, jinja2.TemplateNotFound):
+        return ConfigError("jobscript template %s not found (looked in jobscripts/, the machine "
+                           "catalogue and the built-in templates)" % exc.name)
+    return ConfigError("%s:%s: jobscript template syntax error: %s"
+                       % (exc.filename or name, exc.lineno, exc.message))
 
 
 def _template_line(exc):
@@ -100,12 +105,8 @@ def sources_digest(env, name):
         try:
             source, _filename, _uptodate = env.loader.get_source(env, one)
             refs = jinja2.meta.find_referenced_templates(env.parse(source))
-        except jinja2.TemplateNotFound as exc:
-            raise ConfigError("jobscript template %s not found (looked in jobscripts/, the machine "
-                              "catalogue and the built-in templates)" % exc.name)
-        except jinja2.TemplateSyntaxError as exc:
-            raise ConfigError("%s:%s: jobscript template syntax error: %s"
-                              % (exc.filename or one, exc.lineno, exc.message))
+        except (jinja2.TemplateNotFound, jinja2.TemplateSyntaxError) as exc:
+            raise _unreadable(exc, one)
         h.update(("%s\0%s\0" % (one, source)).encode())
         # a computed name (None) cannot be followed; its text still counts via the parent's source
         todo.extend(sorted(r for r in refs if r))

@@ -30,10 +30,6 @@ LAUNCHERS = {
 VARIABLES = ("cores", "nodes", "corespernode", "cpn")
 
 
-def check_name(value):
-    return value in LAUNCHERS
-
-
 def _fill(text, values, what):
     try:
         return string.Template(text).substitute(values)

@@ -146,18 +146,25 @@ def generate(project, words=()):
            "actions": [_action(dep.cold) for dep in deployments], "uptodate": [False], "verbosity": 2}
 
 
-def _jobscripts(project, runs):
+def _pick(runs, names):
+    """(the (deployment, run) pairs called ``names``, or all of them if none; an error or None)."""
     by_name = {run.name: (dep, run) for dep, run in runs}
+    unknown = [n for n in names if n not in by_name]
+    if unknown:
+        return [], "unknown run %s; runs: %s" % (", ".join(unknown), ", ".join(sorted(by_name)))
+    return [by_name[n] for n in names] if names else list(runs), None
 
+
+def _jobscripts(project, runs):
     def action(names):
-        unknown = [n for n in names if n not in by_name]
-        if unknown or not names:
+        if not names:
             return TaskFailed("name one or more runs: doit jobscript RUN... (runs: %s)"
-                              % ", ".join(sorted(by_name)) if not unknown else
-                              "unknown run %s; runs: %s" % (", ".join(unknown), ", ".join(sorted(by_name))))
+                              % ", ".join(sorted(run.name for _dep, run in runs)))
+        pairs, error = _pick(runs, names)
+        if error:
+            return TaskFailed(error)
         try:
-            for name in names:
-                dep, run = by_name[name]
+            for dep, run in pairs:
                 print(dep.jobscript(run).rstrip("\n"))
         except HpcdoError as exc:
             return TaskFailed(str(exc))
@@ -166,13 +173,10 @@ def _jobscripts(project, runs):
 
 
 def _cancel(project, runs):
-    by_name = {run.name: (dep, run) for dep, run in runs}
-
     def action(names):
-        unknown = [n for n in names if n not in by_name]
-        if unknown:
-            return TaskFailed("unknown run %s; runs: %s" % (", ".join(unknown), ", ".join(sorted(by_name))))
-        pairs = [by_name[n] for n in names] if names else list(runs)
+        pairs, error = _pick(runs, names)
+        if error:
+            return TaskFailed(error)
         return _action(project.session.cancel, pairs)()
     return action
 

@@ -70,8 +70,16 @@ def write_stamp(path, text):
 
     ``path`` is shell text (it may use variables such as ``$s``); ``text`` is quoted here.
     """
-    # the temporary file is this shell's own: two writers never share one
-    return 'printf "%%s\\n" %s > %s.tmp.$$ && mv -f %s.tmp.$$ %s' % (q(text), path, path, path)
+    return write_output(path, 'printf "%%s\\n" %s' % q(text))
+
+
+def write_output(path, command):
+    """Shell that writes what ``command`` prints to ``path`` whole or not at all.
+
+    For stamps holding values only the script knows (a commit, a hash).  The
+    temporary file is this shell's own ($$): two writers never share one.
+    """
+    return '%s > %s.tmp.$$ && mv -f %s.tmp.$$ %s' % (command, path, path, path)
 
 
 def setup_lines(modules, module_init, env):
@@ -250,10 +258,11 @@ def git_clone_script(remote_root, src, url, ref, stamp_sig):
         'else rm -rf "$s" && git clone %(url)s "$s" || exit 1; fi\n'
         'git -C "$s" checkout -q -f %(ref)s 2>/dev/null || git -C "$s" checkout -q -f origin/%(ref)s || exit 1\n'
         'c=$(git -C "$s" rev-parse HEAD) || exit 1\n'
-        "printf '{\"sig\": \"%%s\", \"commit\": \"%%s\"}\\n' %(sig)s \"$c\" > \"$s/.hpcdo-stamp.tmp.$$\" "
-        '&& mv -f "$s/.hpcdo-stamp.tmp.$$" "$s/.hpcdo-stamp"\n'
+        "%(stamp)s\n"
         'printf "@commit %%s\\n" "$c"\n'
-        % {"src": q(src), "url": q(url), "ref": q(ref), "sig": q(stamp_sig)})
+        % {"src": q(src), "url": q(url), "ref": q(ref),
+           "stamp": write_output('"$s/.hpcdo-stamp"', "printf '{\"sig\": \"%%s\", \"commit\": \"%%s\"}\\n' %s \"$c\""
+                                 % q(stamp_sig))})
 
 
 # -- build ------------------------------------------------------------------
@@ -291,8 +300,8 @@ def compile_script(remote_root, recipe_dir, setup, cmake, jobs, target, executab
         '[ "$rc" -eq 0 ] || exit "$rc"',
         '[ -f %s ] || { echo "hpcdo: the build did not make %s" >&2; exit 1; }' % (q(executable), q(executable)),
         "b=$(h < %s)" % q(executable),
-        "printf '{\"sig\": \"%%s\", \"binary\": \"%%s\"}\\n' %s \"$b\" > .hpcdo-compile.tmp.$$ "
-        "&& mv -f .hpcdo-compile.tmp.$$ .hpcdo-compile" % q(sig),
+        write_output(".hpcdo-compile", "printf '{\"sig\": \"%%s\", \"binary\": \"%%s\"}\\n' %s \"$b\""
+                     % q(sig)),
         'printf "@binary %s\\n" "$b"',
     ]) + "\n"
 
