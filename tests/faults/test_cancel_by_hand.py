@@ -9,13 +9,12 @@ and keeps the cancelled attempt's files under ``previous/<job id>/``.
 """
 
 import re
-import subprocess
 import time
 
 import pytest
 
 from conftest import write_recipe
-from faults_helpers import jobs_for, no_traceback, scancel, wait_until
+from faults_helpers import ends_soon, jobs_for, no_traceback, scancel, wait_until
 
 LONG = ("long", "straight", ["--geometry", "{geometry}", "--steps", 200000, "--output-every", 0])
 HOLD = "directives=['--hold']"
@@ -100,20 +99,13 @@ def test_qdel_of_a_pending_job_by_hand_on_grid_engine(sge_project):
         job = job_id(project, "long")
         time.sleep(1)
         project.cluster.ssh("qdel %s" % job)
-        deleted = time.monotonic()
-        try:
-            out, err = proc.communicate(timeout=90)
-        except subprocess.TimeoutExpired:
-            raise AssertionError("the waiting call did not end within 90 s of the job's end: it hangs on "
-                                 "a job the scheduler no longer knows")
-        took = time.monotonic() - deleted
+        rc, output, took = ends_soon(proc, time.monotonic())
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
-    output = out + err
     assert "Traceback" not in output, output
-    assert proc.returncode != 0, output
+    assert rc != 0, output
     assert took < 60, "the wait took %d s to notice the deleted job" % took
     assert re.search(r"CANCELLED|LOST", output) and job in output, output
     again = project.doit("submit:long", hold)

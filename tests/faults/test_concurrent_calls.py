@@ -18,7 +18,7 @@ import sqlite3
 import time
 
 from conftest import write_recipe
-from faults_helpers import jobs_for
+from faults_helpers import finish, jobs_for
 
 RUNS = [("a", "straight", ["--geometry", "{geometry}", "--steps", 3000]),
         ("b", "bifurcation", ["--geometry", "{geometry}", "--steps", 3000])]
@@ -28,32 +28,25 @@ def ran(stdout):
     return set(re.findall(r"^\.  (\S+)$", stdout, re.M))
 
 
-def start_two(project, *args, delay=0.0):
+def start_two(project, *args, delay=0.0, other=None):
+    """Start ``doit args`` in ``project`` and, ``delay`` seconds later, in ``other`` (or ``project``
+    again); their (exit status, output) pairs."""
     first = project.popen(*args)
     time.sleep(delay)
-    second = project.popen(*args)
-    outs = []
-    for proc in (first, second):
-        try:
-            out, err = proc.communicate(timeout=300)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
-        outs.append((proc.returncode, out, err))
-    return outs
+    second = (other or project).popen(*args)
+    return [finish(proc) for proc in (first, second)]
 
 
 def check_pair(project, outs):
-    (rc1, out1, err1), (rc2, out2, err2) = outs
-    for rc, out, err in outs:
-        assert "Traceback" not in out + err, out + err
+    (rc1, out1), (rc2, out2) = outs
+    for rc, output in outs:
+        assert "Traceback" not in output, output
         if rc != 0:
             # refused: one clear line about the other invocation on this machine
-            assert re.search(r"another|already running|in use|busy|lock", out + err, re.I), out + err
-            assert project.machine in out + err, out + err
+            assert re.search(r"another|already running|in use|busy|lock", output, re.I), output
+            assert project.machine in output, output
     assert rc1 == 0 or rc2 == 0, outs
-    both = ran(out1) & ran(out2)
+    both = ran(out1) & ran(out2)      # task lines are on stdout; stderr adds none
     assert not both, "both invocations ran %s" % sorted(both)
 
 
@@ -103,19 +96,8 @@ def test_two_checkouts_at_once_on_one_work_root(slurm_project, tmp_path):
     project = slurm_project
     write_recipe(project, RUNS)
     other = project.clone_to(tmp_path / "other")
-    first = project.popen("fetch_results")
-    second = other.popen("fetch_results")
-    outs = []
-    for proc in (first, second):
-        try:
-            out, err = proc.communicate(timeout=300)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
-        outs.append((proc.returncode, out, err))
-    for rc, out, err in outs:
-        assert rc == 0 and "Traceback" not in out + err, out + err
+    for rc, output in start_two(project, "fetch_results", other=other):
+        assert rc == 0 and "Traceback" not in output, output
     for run in ("a", "b"):
         assert len(jobs_for(project, run)) == 1
     for one in (project, other):

@@ -15,13 +15,12 @@ test_scratch_purge.py's provenance checks.)
 """
 
 import re
-import subprocess
 import time
 
 import pytest
 
 from conftest import write_recipe
-from faults_helpers import jobs_for, no_traceback, wait_until
+from faults_helpers import ends_soon, jobs_for, no_traceback, wait_until
 
 NO_QACCT = "shell_setup=['qacct() { return 1; }']"
 SHORT = ("a", "straight", ["--geometry", "{geometry}", "--steps", 500])
@@ -121,19 +120,12 @@ def test_sge_job_killed_without_marker_or_accounting_is_reported_lost(sge_projec
                    timeout=120, what="the job to start")
         job = project.remote("cat lbflow/runs/long/job.id").strip()
         project.cluster.ssh("qdel %s" % job)
-        killed = time.monotonic()
-        try:
-            out, err = proc.communicate(timeout=90)
-        except subprocess.TimeoutExpired:
-            raise AssertionError("the waiting call did not end within 90 s of the job's end: it hangs on "
-                                 "a job the scheduler no longer knows")
-        took = time.monotonic() - killed
+        rc, output, took = ends_soon(proc, time.monotonic())
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
-    assert proc.returncode != 0
-    output = out + err
+    assert rc != 0
     assert "Traceback" not in output, output
     assert took < 60, "the wait hung for %d s on a job that no longer exists" % took
     assert "LOST" in output and job in output, output

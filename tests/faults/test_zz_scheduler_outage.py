@@ -20,7 +20,7 @@ import time
 import pytest
 
 from conftest import write_recipe
-from faults_helpers import jobs_for, no_traceback, wait_until
+from faults_helpers import finish, jobs_for, no_traceback, wait_until
 from faultfix import controller  # noqa: F401  (fixture)
 
 SHORT = ("one", "straight", ["--geometry", "{geometry}", "--steps", 300])
@@ -36,14 +36,18 @@ def started(project, run):
     return project.remote("cat lbflow/runs/%s/job.started 2>/dev/null" % run).strip() != ""
 
 
-def finish(proc, timeout=300):
+def call_during_outage(project, controller, seconds, *args):
+    """Stop the controller, start ``doit args``, start the controller ``seconds`` later; the call's
+    (exit status, output), which never holds a traceback."""
+    controller.stop()
     try:
-        out, err = proc.communicate(timeout=timeout)
+        proc = project.popen(*args)
+        time.sleep(seconds)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    return proc.returncode, out + err
+        controller.start()
+    rc, output = finish(proc)
+    assert "Traceback" not in output, output
+    return rc, output
 
 
 def test_a_refused_job_is_not_retried(slurm_project):
@@ -66,14 +70,7 @@ def test_submit_rides_out_a_short_controller_outage(slurm_project, controller):
     project = slurm_project
     write_recipe(project, [SHORT])
     project.doit("compile", "send_geometry")
-    controller.stop()
-    try:
-        proc = project.popen("fetch_results")
-        time.sleep(12)
-    finally:
-        controller.start()
-    rc, output = finish(proc)
-    assert "Traceback" not in output, output
+    rc, output = call_during_outage(project, controller, 12, "fetch_results")
     assert rc == 0, output
     jobs = jobs_for(project, "one")
     assert len(jobs) == 1, jobs
@@ -123,14 +120,7 @@ def test_a_call_made_while_the_controller_is_down_does_not_resubmit_a_running_jo
     project.doit("submit:long")
     first = job_id(project, "long")
     wait_until(lambda: started(project, "long"), timeout=120, what="the job to start")
-    controller.stop()
-    try:
-        proc = project.popen("fetch_results")
-        time.sleep(20)
-    finally:
-        controller.start()
-    rc, output = finish(proc)
-    assert "Traceback" not in output, output
+    rc, output = call_during_outage(project, controller, 20, "fetch_results")
     if rc != 0:
         # a clear error about the scheduler, then the next call carries on
         assert re.search(r"slurm controller|scheduler", output, re.I), output
