@@ -238,6 +238,19 @@ def _sha256_fingerprint(key):
     return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
 
 
+def _no_delay(sock):
+    """Send each SSH packet at once (TCP_NODELAY), as OpenSSH does for a session.
+
+    With Nagle's algorithm on, the last short packet of a command waits for
+    the peer's delayed acknowledgement of the one before: measured on
+    loopback, 40 ms on every command (44 ms for ``true``, 5 ms without).
+    """
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except (OSError, AttributeError):
+        pass        # not a TCP socket (a ProxyCommand's pipe): nothing to tune
+
+
 def _exec(chan, command):
     """Start ``command`` on ``chan`` without waiting for the server to confirm the request.
 
@@ -348,6 +361,7 @@ class SSHRemote(Remote):
         finally:
             trace.record("connect", self.host, time.monotonic() - start, what="connect")
         conn.transport.set_keepalive(30)
+        _no_delay(conn.transport.sock)
         return conn
 
     @staticmethod
