@@ -73,6 +73,56 @@ def test_probe_reports_stamps_products_and_jobs(tmp_path):
     assert queue == {}
 
 
+class _EchoIds:
+    """A scheduler whose status command prints the ids the probe decided to ask about."""
+    def status_snippet(self):
+        return 'printf "%s\\n" "$ids"'
+
+    def parse_status(self, text):
+        return {"asked": sorted(filter(None, text.replace(",", "\n").split("\n")))}
+
+
+def test_probe_reads_markers_and_asks_only_about_unfinished_jobs(tmp_path):
+    markers = {
+        "queued": {"job.sig": "S1\n", "job.id": " 11 \n"},                   # no exit marker yet
+        "done": {"job.sig": "S2\n", "job.id": "12\n", "job.exit": "0 1700000000\n"},
+        "killed": {"job.id": "13\n", "job.exit": "137 1700000000\n"},          # a signal: ask why
+        "failed": {"job.id": "14.pbs:x\n", "job.exit": "3 1700000000\nmore\n"},
+        "cancelled": {"job.id": "15\n", "job.cancelled": ""},
+        "empty": {"job.exit": "0 1\n"},                                         # no id: nothing to ask
+    }
+    for run, files in markers.items():
+        (tmp_path / "runs" / run).mkdir(parents=True)
+        for name, text in files.items():
+            (tmp_path / "runs" / run / name).write_text(text)
+    runs = [(r, "runs/" + r, ["out"]) for r in list(markers) + ["absent"]]
+    proc = sh(scripts.probe_script(str(tmp_path), [], runs, _EchoIds()), tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    _stamps, jobs, queue = scripts.parse_probe(proc.stdout.decode(), _EchoIds(), runs)
+    assert queue == {"asked": ["11", "13", "15"]}
+    assert (jobs["queued"]["sig"], jobs["queued"]["id"], jobs["queued"]["exit"]) == ("S1", "11", "")
+    assert jobs["failed"]["id"] == "14.pbs:x" and jobs["failed"]["exit"] == "3 1700000000"
+    assert [r for r in jobs if jobs[r]["cancelled"]] == ["cancelled"]
+    assert jobs["done"]["fingerprint"] and not jobs["queued"]["fingerprint"]
+    assert jobs["absent"] == {"sig": "", "id": "", "exit": "", "fingerprint": "", "cancelled": False}
+
+
+def test_the_cancel_mark_is_no_part_of_the_fingerprint(tmp_path):
+    run = tmp_path / "runs" / "r"
+    run.mkdir(parents=True)
+    (run / "job.exit").write_text("0 1\n")
+    runs = [("r", "runs/r", ["*"])]
+    local = get("local")
+
+    def fingerprint():
+        proc = sh(scripts.probe_script(str(tmp_path), [], runs, local), tmp_path)
+        return scripts.parse_probe(proc.stdout.decode(), local, runs)[1]["r"]["fingerprint"]
+
+    before = fingerprint()
+    (run / "job.cancelled").write_text("")
+    assert fingerprint() == before
+
+
 def test_fingerprint_follows_result_files(tmp_path):
     run = tmp_path / "lb" / "runs" / "r"
     run.mkdir(parents=True)
