@@ -126,3 +126,19 @@ def test_template_syntax_error_names_file_and_line(local_project):
     out = project.doit("jobscript", "straight", "jobscript=broken.sh.j2", ok=False)
     no_traceback(out)
     assert re.search(r"broken\.sh\.j2:3: jobscript template syntax error", out.out), out
+
+
+def test_a_half_written_doit_record_is_dropped(local_project):
+    """A call killed while doit wrote its record leaves half a JSON file; the next call must not
+    stop on it (it is a cache: the machine and results/ hold the truth) and must redo nothing."""
+    project = local_project
+    first = project.doit("fetch_results")
+    record = os.path.join(project.path, ".hpcdo", "doit-%s.json" % project.machine)
+    with open(record) as fh:
+        text = fh.read()
+    assert len(text) > 20, text
+    with open(record, "w") as fh:
+        fh.write(text[:len(text) // 2])
+    again = project.doit("fetch_results")
+    no_traceback(again)
+    assert again.ran == [] and len(again.uptodate) >= len(first.ran), again
