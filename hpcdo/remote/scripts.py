@@ -127,20 +127,6 @@ END { for (d in id) if (id[d] != "" && (!(d in ex) || ex[d] ~ /^(12[89]|1[3-9][0
   printf "%s%s", sep, id[d]; sep = "," } }"""
 
 
-def _markers(runs):
-    """One ``grep`` of every run's markers (each line prefixed with its file), then the ids to look up.
-
-    ``/dev/null`` makes grep name the file even when there is one.
-    """
-    files = [q("%s/%s" % (rundir, name)) for _key, rundir, _patterns in runs for name in MARKERS]
-    return "\n".join([
-        "m=$(grep -e '' -- /dev/null %s 2>/dev/null)" % " ".join(files),
-        "echo @m",
-        'printf "%s\\n" "$m"',
-        "ids=$(printf '%%s\\n' \"$m\" | awk -F: '%s')" % IDS_AWK,
-    ])
-
-
 def _listing(runs):
     """``ls`` of every run's markers and result files: what their fingerprints are made of.
 
@@ -156,6 +142,29 @@ def _listing(runs):
     return "ls -lnd -- %s 2>/dev/null" % " ".join(words) if words else ":"
 
 
+def _runs_under(parent, runs):
+    """The markers and results of ``runs``, all in directory ``parent``, which is entered once.
+
+    One ``grep`` prints each marker's first line after its file's name
+    (``/dev/null`` makes it name the file even when there is one), an awk
+    picks the ids to ask the scheduler about, one ``ls`` lists the results.
+    Names relative to ``parent`` keep the script and its answer short.
+    """
+    names = [(rundir.rpartition("/")[2], patterns) for _key, rundir, patterns in runs]
+    files = ["%s/%s" % (q(name), marker) for name, _p in names for marker in MARKERS]
+    return "\n".join([
+        "if cd %s 2>/dev/null; then" % q(parent),
+        "m=$(grep -e '' -- /dev/null %s 2>/dev/null)" % " ".join(files),
+        "printf '@m %%s\\n%%s\\n' %s \"$m\"" % q(parent),
+        "i=$(printf '%%s\\n' \"$m\" | awk -F: '%s')" % IDS_AWK,
+        '[ -n "$i" ] && ids="$ids${ids:+,}$i"',
+        "printf '@ls %%s\\n' %s" % q(parent),
+        _listing([(key, name, patterns) for (key, _rundir, _p), (name, patterns) in zip(runs, names)]),
+        'cd "$R"',
+        "fi",
+    ])
+
+
 def probe_script(remote_root, stamps, runs, scheduler):
     """One script that reports every stamp and every run's job in one round trip.
 
@@ -168,10 +177,11 @@ def probe_script(remote_root, stamps, runs, scheduler):
     out = [prelude(remote_root), PROBE_FNS, "ids="]
     for key, stamp, products in stamps:
         out.append("s %s %s %s" % (q(key), q(stamp), " ".join(q(p) for p in products)))
-    if runs:
-        out.append(_markers(runs))
-    out.append("echo @ls")
-    out.append(_listing(runs))
+    by_parent = {}
+    for run in runs:
+        by_parent.setdefault(run[1].rpartition("/")[0] or ".", []).append(run)
+    for parent, here in by_parent.items():
+        out.append(_runs_under(parent, here))
     out.append('if [ -n "$ids" ]; then echo @q; %s; fi' % scheduler.status_snippet())
     out.append("exit 0")
     return "\n".join(out) + "\n"
@@ -209,10 +219,13 @@ def parse_probe(text, scheduler, runs=()):
     ``runs``: the (key, run directory, patterns) triples the script asked
     about; each gets an entry in ``jobs``.
     """
-    stamps, markers, listing, queue_lines = {}, {}, [], []
-    section = None
+    stamps, markers, listings, queue_lines = {}, {}, {}, []
+    section = parent = None
     for line in text.splitlines():
-        if line in ("@m", "@ls", "@q"):
+        if line.startswith(("@m ", "@ls ")):
+            section, parent = line.split(" ", 1)
+            listing = listings.setdefault(parent, [])
+        elif line == "@q":
             section = line
         elif section == "@q":
             queue_lines.append(line)
@@ -220,24 +233,30 @@ def parse_probe(text, scheduler, runs=()):
             listing.append(line)
         elif section == "@m":
             path, sep, value = line.partition(":")
+            path = parent + "/" + path
             if sep and path not in markers:          # a marker's first line, as ``read`` takes it
                 markers[path] = value.strip()
         elif line.startswith("@s\t"):
             _tag, key, value = (line.split("\t", 2) + [""])[:3]
             stamps[key] = value or None
-    rundirs = {rundir for _k, rundir, _p in runs}
-    prints = fingerprints(listing, rundirs)
-    cancelled = set()
-    for line in listing:
-        m = LS_RE.match(line)
-        if m and m.group(1).endswith("/" + CANCELLED):
-            cancelled.add(m.group(1)[:-len(CANCELLED) - 1])
+    prints, cancelled = {}, set()
+    for parent, lines in listings.items():
+        # listed from inside ``parent``: paths start with the run's own name
+        names = {rundir.rpartition("/")[2] for _k, rundir, _p in runs
+                 if (rundir.rpartition("/")[0] or ".") == parent}
+        for name, fingerprint in fingerprints(lines, names).items():
+            prints[parent + "/" + name] = fingerprint
+        for line in lines:
+            m = LS_RE.match(line)
+            if m and m.group(1).endswith("/" + CANCELLED):
+                cancelled.add(parent + "/" + m.group(1)[:-len(CANCELLED) - 1])
     jobs = {}
     for key, rundir, _patterns in runs:
-        exit_ = markers.get(rundir + "/job.exit", "")
-        jobs[key] = {"sig": markers.get(rundir + "/job.sig", ""), "id": markers.get(rundir + "/job.id", ""),
-                     "exit": exit_, "fingerprint": prints.get(rundir, "") if exit_ else "",
-                     "cancelled": rundir in cancelled}
+        where = rundir if "/" in rundir else "./" + rundir
+        exit_ = markers.get(where + "/job.exit", "")
+        jobs[key] = {"sig": markers.get(where + "/job.sig", ""), "id": markers.get(where + "/job.id", ""),
+                     "exit": exit_, "fingerprint": prints.get(where, "") if exit_ else "",
+                     "cancelled": where in cancelled}
     queue = scheduler.parse_status("\n".join(queue_lines))
     if QUEUE_DOWN in queue_lines:
         # the scheduler did not answer: what it did not say is unknown, not gone

@@ -107,6 +107,22 @@ def test_probe_reads_markers_and_asks_only_about_unfinished_jobs(tmp_path):
     assert jobs["absent"] == {"sig": "", "id": "", "exit": "", "fingerprint": "", "cancelled": False}
 
 
+def test_probe_keeps_runs_of_the_same_name_under_two_recipes_apart(tmp_path):
+    for recipe, job_id, exit_ in (("a", "21", "0 1\n"), ("b", "22", None)):
+        run = tmp_path / recipe / "runs" / "x"
+        run.mkdir(parents=True)
+        (run / "job.id").write_text(job_id + "\n")
+        (run / "out").write_text(recipe)
+        if exit_:
+            (run / "job.exit").write_text(exit_)
+    runs = [("a", "a/runs/x", ["out"]), ("b", "b/runs/x", ["out"]), ("c", "c/runs/x", ["out"])]
+    proc = sh(scripts.probe_script(str(tmp_path), [], runs, _EchoIds()), tmp_path)
+    _stamps, jobs, queue = scripts.parse_probe(proc.stdout.decode(), _EchoIds(), runs)
+    assert queue == {"asked": ["22"]}
+    assert (jobs["a"]["id"], jobs["b"]["id"], jobs["c"]["id"]) == ("21", "22", "")
+    assert jobs["a"]["fingerprint"] and not jobs["b"]["fingerprint"]
+
+
 def test_the_cancel_mark_is_no_part_of_the_fingerprint(tmp_path):
     run = tmp_path / "runs" / "r"
     run.mkdir(parents=True)
