@@ -358,6 +358,24 @@ project pays both.
 """
 
 
+#: the hand-written part of the doc, kept when the figures are written again
+NOTES = "## Reading the figures"
+
+
+def write_doc(path, text):
+    """Write the generated head and table, keeping the existing doc's hand-written notes."""
+    try:
+        with open(path) as fh:
+            old = fh.read()
+    except OSError:
+        old = ""
+    if NOTES in old:
+        text += "\n" + old[old.index(NOTES):]
+    with open(path + ".tmp", "w") as fh:
+        fh.write(text)
+    os.replace(path + ".tmp", path)
+
+
 def machine_text():
     cpu = ""
     try:
@@ -416,8 +434,7 @@ def main():
         json.dump(result, fh, indent=2)
     print(table(rows, verdicts))
     if args.doc:
-        with open(args.doc, "w") as fh:
-            fh.write(DOC_HEAD % (machine_text(), table(rows, verdicts)))
+        write_doc(args.doc, DOC_HEAD % (machine_text(), table(rows, verdicts)))
     print("\nbench: %s pass in %.0f s; figures in %s" % ("quick" if args.quick else "full",
                                                          result["seconds"], args.out))
 
