@@ -123,20 +123,21 @@ def test_probe_keeps_runs_of_the_same_name_under_two_recipes_apart(tmp_path):
     assert jobs["a"]["fingerprint"] and not jobs["b"]["fingerprint"]
 
 
+def probed_fingerprint(root, rundir, patterns):
+    """The fingerprint a real probe gives the run in ``rundir``."""
+    runs = [("k", rundir, patterns)]
+    local = get("local")
+    proc = sh(scripts.probe_script(str(root), [], runs, local), root)
+    return scripts.parse_probe(proc.stdout.decode(), local, runs)[1]["k"]["fingerprint"]
+
+
 def test_the_cancel_mark_is_no_part_of_the_fingerprint(tmp_path):
     run = tmp_path / "runs" / "r"
     run.mkdir(parents=True)
     (run / "job.exit").write_text("0 1\n")
-    runs = [("r", "runs/r", ["*"])]
-    local = get("local")
-
-    def fingerprint():
-        proc = sh(scripts.probe_script(str(tmp_path), [], runs, local), tmp_path)
-        return scripts.parse_probe(proc.stdout.decode(), local, runs)[1]["r"]["fingerprint"]
-
-    before = fingerprint()
+    before = probed_fingerprint(tmp_path, "runs/r", ["*"])
     (run / "job.cancelled").write_text("")
-    assert fingerprint() == before
+    assert probed_fingerprint(tmp_path, "runs/r", ["*"]) == before
 
 
 def test_fingerprint_follows_result_files(tmp_path):
@@ -144,12 +145,9 @@ def test_fingerprint_follows_result_files(tmp_path):
     run.mkdir(parents=True)
     (run / "job.exit").write_text("0 1\n")
     (run / "out 1.dat").write_text("x")
-    runs = [("k", "lb/runs/r", ["out*"])]
-    local = get("local")
 
     def fingerprint():
-        proc = sh(scripts.probe_script(str(tmp_path), [], runs, local), tmp_path)
-        return scripts.parse_probe(proc.stdout.decode(), local, runs)[1]["k"]["fingerprint"]
+        return probed_fingerprint(tmp_path, "lb/runs/r", ["out*"])
 
     first = fingerprint()
     assert first and fingerprint() == first
