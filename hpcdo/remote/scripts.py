@@ -142,6 +142,12 @@ def _listing(runs):
     return "ls -lnd -- %s 2>/dev/null" % " ".join(words) if words else ":"
 
 
+def _split_rundir(rundir):
+    """(the directory the probe enters, the run's name in it) of a run directory."""
+    parent, _, name = rundir.rpartition("/")
+    return parent or ".", name
+
+
 def _runs_under(parent, runs):
     """The markers and results of ``runs``, all in directory ``parent``, which is entered once.
 
@@ -150,7 +156,7 @@ def _runs_under(parent, runs):
     picks the ids to ask the scheduler about, one ``ls`` lists the results.
     Names relative to ``parent`` keep the script and its answer short.
     """
-    names = [(rundir.rpartition("/")[2], patterns) for _key, rundir, patterns in runs]
+    names = [(_split_rundir(rundir)[1], patterns) for _key, rundir, patterns in runs]
     files = ["%s/%s" % (q(name), marker) for name, _p in names for marker in MARKERS]
     return "\n".join([
         "if cd %s 2>/dev/null; then" % q(parent),
@@ -179,7 +185,7 @@ def probe_script(remote_root, stamps, runs, scheduler):
         out.append("s %s %s %s" % (q(key), q(stamp), " ".join(q(p) for p in products)))
     by_parent = {}
     for run in runs:
-        by_parent.setdefault(run[1].rpartition("/")[0] or ".", []).append(run)
+        by_parent.setdefault(_split_rundir(run[1])[0], []).append(run)
     for parent, here in by_parent.items():
         out.append(_runs_under(parent, here))
     out.append('if [ -n "$ids" ]; then echo @q; %s; fi' % scheduler.status_snippet())
@@ -233,30 +239,29 @@ def parse_probe(text, scheduler, runs=()):
             listing.append(line)
         elif section == "@m":
             path, sep, value = line.partition(":")
-            path = parent + "/" + path
-            if sep and path not in markers:          # a marker's first line, as ``read`` takes it
-                markers[path] = value.strip()
+            if sep and (parent, path) not in markers:       # a marker's first line, as ``read`` takes it
+                markers[(parent, path)] = value.strip()
         elif line.startswith("@s\t"):
             _tag, key, value = (line.split("\t", 2) + [""])[:3]
             stamps[key] = value or None
+    # everything below is keyed by (parent, run name): the probe listed from inside ``parent``
+    where = {key: _split_rundir(rundir) for key, rundir, _p in runs}
     prints, cancelled = {}, set()
     for parent, lines in listings.items():
-        # listed from inside ``parent``: paths start with the run's own name
-        names = {rundir.rpartition("/")[2] for _k, rundir, _p in runs
-                 if (rundir.rpartition("/")[0] or ".") == parent}
+        names = {name for p, name in where.values() if p == parent}
         for name, fingerprint in fingerprints(lines, names).items():
-            prints[parent + "/" + name] = fingerprint
+            prints[(parent, name)] = fingerprint
         for line in lines:
             m = LS_RE.match(line)
             if m and m.group(1).endswith("/" + CANCELLED):
-                cancelled.add(parent + "/" + m.group(1)[:-len(CANCELLED) - 1])
+                cancelled.add((parent, m.group(1)[:-len(CANCELLED) - 1]))
     jobs = {}
-    for key, rundir, _patterns in runs:
-        where = rundir if "/" in rundir else "./" + rundir
-        exit_ = markers.get(where + "/job.exit", "")
-        jobs[key] = {"sig": markers.get(where + "/job.sig", ""), "id": markers.get(where + "/job.id", ""),
-                     "exit": exit_, "fingerprint": prints.get(where, "") if exit_ else "",
-                     "cancelled": where in cancelled}
+    for key, (parent, name) in where.items():
+        exit_ = markers.get((parent, name + "/job.exit"), "")
+        jobs[key] = {"sig": markers.get((parent, name + "/job.sig"), ""),
+                     "id": markers.get((parent, name + "/job.id"), ""),
+                     "exit": exit_, "fingerprint": prints.get((parent, name), "") if exit_ else "",
+                     "cancelled": (parent, name) in cancelled}
     queue = scheduler.parse_status("\n".join(queue_lines))
     if QUEUE_DOWN in queue_lines:
         # the scheduler did not answer: what it did not say is unknown, not gone
