@@ -7,6 +7,7 @@ run the real ``doit`` command in a subprocess and assert on which tasks ran
 found up to date), on what the machine holds and on what the scheduler saw.
 """
 
+import contextlib
 import json
 import os
 import re
@@ -21,6 +22,17 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLUSTER_DIR = os.environ.get("HPCDO_CLUSTER_DIR", "/var/lib/hpcdo-testcluster")
 COPIED = ("dodo.py", "recipes", "machines", "demo", "jobscripts")
+
+
+@contextlib.contextmanager
+def reaped(proc):
+    """Run the block; if ``proc`` is still running when it ends (a failed wait, a timeout), kill and reap it."""
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
 
 
 class Outcome:

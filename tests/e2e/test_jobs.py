@@ -9,7 +9,7 @@ import os
 import signal
 import time
 
-from conftest import write_recipe
+from conftest import reaped, write_recipe
 
 LONG = ("long", "straight", ["--geometry", "{geometry}", "--steps", 60000, "--output-every", 0])
 SHORT = ("short", "straight", ["--geometry", "{geometry}", "--steps", 300])
@@ -64,13 +64,10 @@ def test_two_invocations_at_once_submit_one_job(project):
 def interrupt_while_waiting(project, sig):
     write_recipe(project, [LONG])
     proc = project.popen("fetch_results")
-    try:
+    with reaped(proc):
         wait_until(lambda: started(project, "long"), timeout=240, what="the job to start")
         proc.send_signal(sig)
         proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
     job = project.remote("cat lbflow/runs/long/job.id").strip()
     assert job and len(jobs_for(project, "long")) == 1
     out = project.doit("fetch_results")

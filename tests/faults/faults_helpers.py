@@ -4,6 +4,8 @@ import shlex
 import subprocess
 import time
 
+from conftest import reaped
+
 
 def wait_until(predicate, timeout=60, interval=0.2, what="condition"):
     end = time.monotonic() + timeout
@@ -34,30 +36,20 @@ def no_traceback(out):
     assert "Traceback" not in out.out, out
 
 
-
-
 def finish(proc, timeout=300):
     """(exit status, stdout + stderr) of a doit started with Project.popen; killed if it overruns."""
-    try:
+    with reaped(proc):
         out, err = proc.communicate(timeout=timeout)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
     return proc.returncode, out + err
 
 
 def ends_soon(proc, since, timeout=90):
     """(exit status, output, seconds since ``since``) of a waiting doit that must end within ``timeout``
     once its job is gone; a call still waiting then fails the test."""
-    try:
+    with reaped(proc):
         try:
             out, err = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             raise AssertionError("the waiting call did not end within %d s of the job's end: it hangs on "
                                  "a job the scheduler no longer knows" % timeout)
         return proc.returncode, out + err, time.monotonic() - since
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import write_recipe
+from conftest import reaped, write_recipe
 from faults_helpers import ends_soon, jobs_for, no_traceback, scancel, wait_until
 
 LONG = ("long", "straight", ["--geometry", "{geometry}", "--steps", 200000, "--output-every", 0])
@@ -38,7 +38,7 @@ def test_scancel_by_hand_is_reported_and_resubmitted(slurm_project, case):
     args = [HOLD] if case == "pending" else []
     project.doit("compile", "send_geometry", *args)
     proc = project.popen("fetch_results", *args)
-    try:
+    with reaped(proc):
         if case == "running":
             wait_until(lambda: project.remote("cat lbflow/runs/long/job.started 2>/dev/null").strip(),
                        timeout=120, what="the job to start")
@@ -52,10 +52,6 @@ def test_scancel_by_hand_is_reported_and_resubmitted(slurm_project, case):
         cancelled = time.monotonic()
         out, err = proc.communicate(timeout=120)
         took = time.monotonic() - cancelled
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
     output = out + err
     assert proc.returncode != 0, output
     assert "Traceback" not in output, output
@@ -93,17 +89,13 @@ def test_qdel_of_a_pending_job_by_hand_on_grid_engine(sge_project):
     hold = "directives=['-h']"
     project.doit("compile", "send_geometry", hold)
     proc = project.popen("fetch_results", hold)
-    try:
+    with reaped(proc):
         wait_until(lambda: job_id(project, "long") in project.cluster.jobs("testsge"),
                    timeout=60, what="the held job to be queued")
         job = job_id(project, "long")
         time.sleep(1)
         project.cluster.ssh("qdel %s" % job)
         rc, output, took = ends_soon(proc, time.monotonic())
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
     assert "Traceback" not in output, output
     assert rc != 0, output
     assert took < 60, "the wait took %d s to notice the deleted job" % took

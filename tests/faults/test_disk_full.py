@@ -15,7 +15,7 @@ import re
 
 import pytest
 
-from conftest import write_recipe
+from conftest import reaped, write_recipe
 from faults_helpers import jobs_for, no_traceback, scancel, wait_until
 from faultfix import disk_project, small_disk  # noqa: F401  (fixtures)
 
@@ -113,14 +113,10 @@ def test_job_output_on_a_full_disk_is_not_taken_as_done(disk_project):
     project.disk.free()
     # with space again, the next call runs the job again (held: release it) and fetches
     proc = project.popen("fetch_results", hold)
-    try:
+    with reaped(proc):
         wait_until(lambda: project.remote("cat lbflow/runs/a/job.id 2>/dev/null").strip() not in ("", job),
                    timeout=60, what="the run to be submitted again")
         project.cluster.ssh("scontrol release %s" % project.remote("cat lbflow/runs/a/job.id").strip())
         proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
     assert proc.returncode == 0
     assert project.summary("a")["steps"] == 500

@@ -19,7 +19,7 @@ import signal
 
 import pytest
 
-from conftest import write_recipe
+from conftest import reaped, write_recipe
 from faults_helpers import jobs_for, no_traceback, wait_until
 from faultfix import stop_agents
 
@@ -63,16 +63,12 @@ def test_interrupt_between_sbatch_and_recording_the_id(slurm_project, via, sig):
     project.doit("compile", "send_geometry", *via)
 
     proc = project.popen("fetch_results", *via)
-    try:
+    with reaped(proc):
         # the job is queued, its id not yet recorded: the submission is in flight
         wait_until(lambda: jobs_for(project, "one") and not job_id(project, "one"),
                    timeout=60, interval=0.1, what="the first job to be queued before job.id is written")
         proc.send_signal(sig)
         out, err = proc.communicate(timeout=90)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
     assert proc.returncode != 0
     print("interrupted call's stderr:\n" + err[-3000:])
 

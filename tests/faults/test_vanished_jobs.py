@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from conftest import write_recipe
+from conftest import reaped, write_recipe
 from faults_helpers import ends_soon, jobs_for, no_traceback, wait_until
 
 NO_QACCT = "shell_setup=['qacct() { return 1; }']"
@@ -115,16 +115,12 @@ def test_sge_job_killed_without_marker_or_accounting_is_reported_lost(sge_projec
     project = sge_project
     write_recipe(project, [LONG])
     proc = project.popen("fetch_results", NO_QACCT)
-    try:
+    with reaped(proc):
         wait_until(lambda: project.remote("cat lbflow/runs/long/job.started 2>/dev/null").strip(),
                    timeout=120, what="the job to start")
         job = project.remote("cat lbflow/runs/long/job.id").strip()
         project.cluster.ssh("qdel %s" % job)
         rc, output, took = ends_soon(proc, time.monotonic())
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
     assert rc != 0
     assert "Traceback" not in output, output
     assert took < 60, "the wait hung for %d s on a job that no longer exists" % took

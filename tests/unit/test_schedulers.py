@@ -400,13 +400,13 @@ PROBE_CASES = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(PROBE_CASES))
-def test_status_snippets_work_inside_the_probe(fakes, tmp_path, name):
-    commands, running, vanished, said = PROBE_CASES[name]
+def probe_three_runs(fakes, tmp_path, name, commands, id1, id2):
+    """Probe, with scheduler ``name``'s commands faked by ``commands``, runs r1 and r2 (jobs ``id1`` and
+    ``id2``, no exit marker) and r3 (job 1, exit marker 0): (process, jobs, queue)."""
     for command, body in commands.items():
         fakes.add(command, body)
     root = tmp_path / "root"
-    for run, job_id, marker in (("r1", running, None), ("r2", vanished, None), ("r3", "1", "0 17")):
+    for run, job_id, marker in (("r1", id1, None), ("r2", id2, None), ("r3", "1", "0 17")):
         (root / "runs" / run).mkdir(parents=True)
         (root / "runs" / run / "job.id").write_text(job_id + "\n")
         if marker:
@@ -414,8 +414,15 @@ def test_status_snippets_work_inside_the_probe(fakes, tmp_path, name):
     runs = [(r, "runs/" + r, []) for r in ("r1", "r2", "r3")]
     sched = get(name)
     proc = fakes.run(scripts.probe_script(str(root), [], runs, sched), tmp_path)
-    assert proc.returncode == 0, proc.stderr
     _stamps, jobs, queue = scripts.parse_probe(proc.stdout, sched, runs)
+    return proc, jobs, queue
+
+
+@pytest.mark.parametrize("name", sorted(PROBE_CASES))
+def test_status_snippets_work_inside_the_probe(fakes, tmp_path, name):
+    commands, running, vanished, said = PROBE_CASES[name]
+    proc, jobs, queue = probe_three_runs(fakes, tmp_path, name, commands, running, vanished)
+    assert proc.returncode == 0, proc.stderr
     assert queue[running] == (RUNNING, None) and queue[vanished] == said
     assert combine(jobs["r2"]["id"], jobs["r2"]["exit"], *queue.get(vanished, (None, None))) == said
     assert combine(jobs["r3"]["id"], jobs["r3"]["exit"], *queue.get("1", (None, None))) == (COMPLETED, 0)
@@ -574,18 +581,7 @@ def test_a_project_template_can_extend_a_builtin_one(tmp_path):
 ])
 def test_a_scheduler_that_does_not_answer_makes_jobs_unknown_not_gone(fakes, tmp_path, name, commands):
     """Scheduler down: unmarked jobs are UNKNOWN (still active: never resubmitted), marked ones keep their marker."""
-    for command, body in commands.items():
-        fakes.add(command, body)
-    root = tmp_path / "root"
-    for run, job_id, marker in (("r1", "101", None), ("r2", "204", None), ("r3", "1", "0 17")):
-        (root / "runs" / run).mkdir(parents=True)
-        (root / "runs" / run / "job.id").write_text(job_id + "\n")
-        if marker:
-            (root / "runs" / run / "job.exit").write_text(marker + "\n")
-    runs = [(r, "runs/" + r, []) for r in ("r1", "r2", "r3")]
-    sched = get(name)
-    proc = fakes.run(scripts.probe_script(str(root), [], runs, sched), tmp_path)
-    _stamps, jobs, queue = scripts.parse_probe(proc.stdout, sched, runs)
+    _proc, jobs, queue = probe_three_runs(fakes, tmp_path, name, commands, "101", "204")
     for run, job_id in (("r1", "101"), ("r2", "204")):
         state, _code = combine(jobs[run]["id"], jobs[run]["exit"], *queue.get(job_id, (None, None)))
         assert state is JobState.UNKNOWN and state.active
