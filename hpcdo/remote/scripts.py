@@ -127,8 +127,19 @@ END { for (d in id) if (id[d] != "" && (!(d in ex) || ex[d] ~ /^(12[89]|1[3-9][0
   printf "%s%s", sep, id[d]; sep = "," } }"""
 
 
+# Lists result files as structured lines, "@f <size> <mtime> <path>", one
+# per regular file under the paths given (directories are walked), so a
+# fingerprint depends on each file's own name, size and modification time
+# only: never on column padding or on link counts, which change when other
+# runs are listed beside it or another run snapshots the same executable.
+# GNU and busybox stat give the time in seconds; where ``stat -c`` is
+# missing, ``ls -lnd`` lines are parsed field by field (minute precision).
+LIST_FN = r"""lf() { find "$@" -type f -exec stat -c '@f %s %Y %n' {} + 2>/dev/null; }
+stat -c %Y . >/dev/null 2>&1 || lf() { find "$@" -type f -exec ls -lnd {} + 2>/dev/null; }"""
+
+
 def _listing(runs):
-    """``ls`` of every run's markers and result files: what their fingerprints are made of.
+    """List every run's markers and result files: what their fingerprints are made of.
 
     The cancel mark is listed too, to say the run was cancelled; it is no
     part of the fingerprint.  Run directories and output patterns are plain
@@ -139,7 +150,7 @@ def _listing(runs):
     for _key, rundir, patterns in runs:
         words += ["%s/%s" % (rundir, name) for name in ("job.exit", "job.id", CANCELLED)] + \
                  ["%s/%s" % (rundir, p) for p in patterns]
-    return "ls -lnd -- %s 2>/dev/null" % " ".join(words) if words else ":"
+    return "lf %s" % " ".join(words) if words else ":"
 
 
 def _split_rundir(rundir):
@@ -180,7 +191,7 @@ def probe_script(remote_root, stamps, runs, scheduler):
     and so are jobs whose marker says a signal ended them (exit 128-299): the
     scheduler tells whether that was a time limit, a cancel or a node failure.
     """
-    out = [prelude(remote_root), PROBE_FNS, "ids="]
+    out = [prelude(remote_root), PROBE_FNS, LIST_FN, "ids="]
     for key, stamp, products in stamps:
         out.append("s %s %s %s" % (q(key), q(stamp), " ".join(q(p) for p in products)))
     by_parent = {}
@@ -193,28 +204,46 @@ def probe_script(remote_root, stamps, runs, scheduler):
     return "\n".join(out) + "\n"
 
 
-LS_RE = re.compile(r"^\S+\s+\d+\s+\S+\s+\S+\s+\d+\s+\S+\s+\S+\s+\S+\s(.*)$")
+LS_RE = re.compile(r"^\S+\s+\d+\s+\S+\s+\S+\s+(\d+)\s+(\S+\s+\S+\s+\S+)\s(.*)$")
+
+
+def _listed(line):
+    """(path, size, time) of one line of ``lf``'s output, or None."""
+    if line.startswith("@f "):
+        parts = line[3:].split(" ", 2)
+        if len(parts) == 3 and parts[0].isdigit():
+            return parts[2], parts[0], parts[1]
+        return None
+    m = LS_RE.match(line)             # ``ls -lnd`` where ``stat -c`` is missing
+    if m:
+        return m.group(3), m.group(1), " ".join(m.group(2).split())
+    return None
 
 
 def fingerprints(lines, runs):
-    """{run directory: fingerprint} from ``ls -lnd`` lines of runs' files.
+    """{run directory: fingerprint} from ``lf`` lines of runs' files.
 
     A fingerprint changes when a result file or marker appears, disappears,
-    changes size or modification time (to the minute ``ls`` shows).  The
-    cancel mark is not a result and does not count.
+    changes size or modification time.  It is made of each file's path in its
+    run directory, size and time only, so it is the same whether one run or
+    all are listed.  The cancel mark and hpcdo's own files in the run
+    directory are not results and do not count.
     """
     by_dir = {}
     for line in lines:
-        m = LS_RE.match(line)
-        if not m:
+        listed = _listed(line)
+        if not listed:
             continue
-        parts = m.group(1).split("/")
-        if parts[-1] == CANCELLED:
-            continue
+        path, size, mtime = listed
+        parts = path.split("/")
         for depth in range(len(parts) - 1, 0, -1):
             rundir = "/".join(parts[:depth])
             if rundir in runs:
-                by_dir.setdefault(rundir, []).append(line.replace(" " + rundir + "/", " ", 1))
+                rest = parts[depth:]
+                if rest[0] not in RUN_FILES and rest != [CANCELLED]:
+                    by_dir.setdefault(rundir, set()).add("%s\t%s\t%s" % ("/".join(rest), size, mtime))
+                else:
+                    by_dir.setdefault(rundir, set())
                 break
     return {d: hashlib.sha256("\n".join(sorted(v)).encode()).hexdigest()[:32] for d, v in by_dir.items()}
 
@@ -252,9 +281,9 @@ def parse_probe(text, scheduler, runs=()):
         for name, fingerprint in fingerprints(lines, names).items():
             prints[(parent, name)] = fingerprint
         for line in lines:
-            m = LS_RE.match(line)
-            if m and m.group(1).endswith("/" + CANCELLED):
-                cancelled.add((parent, m.group(1)[:-len(CANCELLED) - 1]))
+            listed = _listed(line)
+            if listed and listed[0].endswith("/" + CANCELLED):
+                cancelled.add((parent, listed[0][:-len(CANCELLED) - 1]))
     jobs = {}
     for key, (parent, name) in where.items():
         exit_ = markers.get((parent, name + "/job.exit"), "")
@@ -571,6 +600,7 @@ def fetch_script(remote_root, rundir, patterns, skip=()):
     executable and geometry snapshots).
     """
     return prelude(remote_root) + "\n".join([
+        LIST_FN,
         _listing([("", rundir, patterns)]),
         "echo @tar",
         'cd %s || { echo "hpcdo: the run directory is gone" >&2; exit 3; }' % q(rundir),

@@ -160,3 +160,65 @@ def test_fingerprint_follows_result_files(tmp_path):
     proc = sh(scripts.fetch_script(str(tmp_path), "lb/runs/r", ["out*"]), tmp_path)
     header = proc.stdout.split(b"@tar\n", 1)[0].decode().splitlines()
     assert scripts.fingerprints(header, {"lb/runs/r"})["lb/runs/r"] == fingerprint()
+
+
+def test_fingerprint_is_the_same_whether_one_run_or_all_are_listed(tmp_path):
+    """Issue 10.1: ``ls`` padded sizes to the widest file of the listing, so a run listed
+    beside a bigger one (the probe) printed differently than alone (the fetch)."""
+    for name, size in (("small", 50), ("big", 8192)):
+        run = tmp_path / "runs" / name
+        run.mkdir(parents=True)
+        (run / "job.exit").write_text("0 1\n")
+        (run / "out.dat").write_bytes(b"x" * size)
+    runs = [("small", "runs/small", ["*"]), ("big", "runs/big", ["*"])]
+    local = get("local")
+    proc = sh(scripts.probe_script(str(tmp_path), [], runs, local), tmp_path)
+    probed = scripts.parse_probe(proc.stdout.decode(), local, runs)[1]
+    for name in ("small", "big"):
+        fetch = sh(scripts.fetch_script(str(tmp_path), "runs/" + name, ["*"]), tmp_path)
+        header = fetch.stdout.split(b"@tar\n", 1)[0].decode().splitlines()
+        alone = scripts.fingerprints(header, {"runs/" + name})["runs/" + name]
+        assert probed[name]["fingerprint"] == alone == probed_fingerprint(tmp_path, "runs/" + name, ["*"])
+
+
+def test_fingerprint_ignores_link_counts_and_hpcdos_own_files(tmp_path):
+    """Issue 10.1: another run's snapshot of the same executable (a hard link) changed the
+    link count ``ls`` printed, and so every other run's fingerprint."""
+    build = tmp_path / "build"
+    build.mkdir()
+    (build / "app").write_bytes(b"\x7fELF")
+    run = tmp_path / "runs" / "r"
+    run.mkdir(parents=True)
+    (run / "job.exit").write_text("0 1\n")
+    (run / "out.dat").write_text("x")
+    os.link(build / "app", run / "app")
+    before = probed_fingerprint(tmp_path, "runs/r", ["*"])
+    os.link(build / "app", tmp_path / "other-snapshot")         # another run submitted
+    (run / "submit.log").write_text("sbatch said something\n")  # hpcdo's own file
+    (run / "previous").mkdir()
+    (run / "previous" / "old.out").write_text("old")
+    assert probed_fingerprint(tmp_path, "runs/r", ["*"]) == before
+
+
+def test_fingerprint_sees_a_same_size_rewrite_within_the_minute(tmp_path):
+    """Times count to the second (``ls`` showed minutes), and nested result files count."""
+    run = tmp_path / "runs" / "r"
+    (run / "out" / "a").mkdir(parents=True)
+    (run / "job.exit").write_text("0 1\n")
+    (run / "out" / "a" / "deep.dat").write_text("one")
+    first = probed_fingerprint(tmp_path, "runs/r", ["out"])
+    t = os.stat(run / "out" / "a" / "deep.dat").st_mtime
+    (run / "out" / "a" / "deep.dat").write_text("two")
+    os.utime(run / "out" / "a" / "deep.dat", (t + 1, t + 1))
+    assert probed_fingerprint(tmp_path, "runs/r", ["out"]) != first
+
+
+def test_fingerprint_from_ls_where_stat_is_missing(tmp_path):
+    """Where ``stat -c`` does not work, ``ls -lnd`` fields are parsed, not its padded text."""
+    lines_a = ["-rw-r--r-- 1 1000 1000    50 Nov 30 21:30 runs/r/out.dat",
+               "-rw-r--r-- 1 1000 1000     4 Nov 30 21:30 runs/r/job.exit"]
+    lines_b = ["-rw-r--r-- 3 1000 1000 50 Nov 30 21:30 runs/r/out.dat",
+               "-rw-r--r-- 1 1000 1000  4 Nov 30 21:30 runs/r/job.exit"]
+    assert scripts.fingerprints(lines_a, {"runs/r"}) == scripts.fingerprints(lines_b, {"runs/r"})
+    lines_c = lines_b[:1] + ["-rw-r--r-- 1 1000 1000  5 Nov 30 21:30 runs/r/job.exit"]
+    assert scripts.fingerprints(lines_c, {"runs/r"}) != scripts.fingerprints(lines_b, {"runs/r"})
