@@ -21,6 +21,7 @@ import traceback
 from . import ConfigError, HpcdoError
 from . import config
 from . import jobscript
+from . import report
 from . import tasks
 from .deploy import Deployment
 from .recipe import Recipe
@@ -32,6 +33,15 @@ DEFAULT_MACHINE = "localhost"
 #: machine, so no connection or probe is started ahead of them
 NOT_RUNNING = {"list", "info", "help", "forget", "clean", "dumpdb", "ignore", "strace",
                "tabcompletion", "reset-dep", "auto", "jobscript"}
+
+#: tasks that only look at the machine or stop jobs on it: they never wait
+#: behind another doit working on the same machine (that is when users want them)
+NEVER_WAIT = {"status", "cancel"}
+
+#: doit options that take a value as the next word (``-n 4``), so that word is no task name
+VALUE_OPTIONS = {"-n", "--process", "-P", "--parallel-type", "-v", "--verbosity", "-r", "--reporter",
+                 "-o", "--output-file", "--db-file", "--backend", "-f", "--file", "-d", "--dir",
+                 "--dep-file", "--check_file_uptodate", "--codec-cls", "--failure-verbosity"}
 
 
 def load_recipes(project_dir):
@@ -91,6 +101,31 @@ def _check_unique(recipes):
                     raise ConfigError("%s name %r is used by both recipe %s and recipe %s"
                                       % (kind, name, other.name, recipe.name))
                 seen[(kind, name)] = recipe
+
+
+def positional_words(argv):
+    """The task names and their arguments on a doit command line (no options, no ``key=value``)."""
+    words, skip = [], False
+    for word in argv:
+        if skip:
+            skip = False
+        elif word in VALUE_OPTIONS:
+            skip = True
+        elif "=" not in word and not word.startswith("-"):
+            words.append(word)
+    return words
+
+
+def parallel_type(argv):
+    """The ``-P``/``--parallel-type`` value a doit command line asks for, or None."""
+    for i, word in enumerate(argv):
+        if word in ("-P", "--parallel-type") and i + 1 < len(argv):
+            return argv[i + 1]
+        if word.startswith("--parallel-type="):
+            return word.split("=", 1)[1]
+        if word.startswith("-P") and len(word) > 2:
+            return word[2:]
+    return None
 
 
 def command_line_vars(argv):
@@ -157,6 +192,34 @@ def _one_at_a_time(state_dir, machine):
     _held_locks.append(fh)
 
 
+def _interrupt_in_one_line(project):
+    """Make Ctrl-C end the call with one line, not doit's traceback.
+
+    The line says which jobs keep running on the machine: nothing hpcdo
+    submitted is lost, and the next call picks them up.
+    """
+    previous = sys.excepthook
+
+    def hook(kind, value, tb):
+        if not issubclass(kind, KeyboardInterrupt):
+            return previous(kind, value, tb)
+        try:
+            running = project.session.active_jobs()
+        except Exception:
+            running = []
+        if running:
+            sys.stderr.write("\nhpcdo: interrupted; %s keep%s running on %s, and the next call picks "
+                             "%s up\n" % (", ".join("run %s (job %s)" % r for r in running),
+                                         "s" if len(running) == 1 else "", project.machine.name,
+                                         "it" if len(running) == 1 else "them"))
+        else:
+            sys.stderr.write("\nhpcdo: interrupted; the next call goes on from where this one "
+                             "stopped\n")
+        sys.stderr.flush()
+
+    sys.excepthook = hook
+
+
 def _drop_if_unreadable(dep_file):
     """Remove doit's record if it does not parse (a call killed while doit wrote it).
 
@@ -181,8 +244,14 @@ def dodo(dodo_file, argv=None):
     words = command_line_vars(argv)
     machine = words.pop("machine", None) or DEFAULT_MACHINE
     project_dir = os.path.dirname(os.path.abspath(dodo_file))
-    positional = [w for w in argv if "=" not in w and not w.startswith("-")]
+    positional = positional_words(argv)
     runs_tasks = not (positional and positional[0] in NOT_RUNNING)
+    if parallel_type(argv) == "process":
+        # each step would run in a copy of this process, blind to what the
+        # others submitted and fetched: tasks run in threads (-n N alone)
+        sys.stderr.write("hpcdo: error: -P process is not supported: hpcdo's steps share one "
+                         "connection and one view of the machine; use -n N, which runs them in threads\n")
+        sys.exit(2)
     try:
         project = Project(project_dir, machine, words, connect_early=runs_tasks)
     except HpcdoError as exc:
@@ -191,8 +260,10 @@ def dodo(dodo_file, argv=None):
     state_dir = os.path.join(project_dir, ".hpcdo")
     os.makedirs(state_dir, exist_ok=True)
     if runs_tasks:
-        _one_at_a_time(state_dir, project.machine.name)
+        if not (positional and positional[0] in NEVER_WAIT):
+            _one_at_a_time(state_dir, project.machine.name)
         project.session.start_probe()
+        _interrupt_in_one_line(project)
     dep_file = os.path.join(state_dir, "doit-%s.json" % project.machine.name)
     _drop_if_unreadable(dep_file)
 
@@ -213,6 +284,14 @@ def dodo(dodo_file, argv=None):
             "dep_file": dep_file,
             "backend": "json",
             "verbosity": 1,
+            # one run's failure never stops the others being waited for and
+            # fetched; the call still ends non-zero and names each failure
+            "continue": True,
+            # ``-n N`` runs steps in threads of this process, which share the
+            # connection and the probe's answer; doit's default, processes,
+            # would each see the machine as it was before the others ran
+            "par_type": "thread",
+            "reporter": report.Reporter,
         },
         "task_hpcdo": task_hpcdo,
         "hpcdo_project": project,

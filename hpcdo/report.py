@@ -1,0 +1,39 @@
+"""What a call prints: doit's console report, with failures said once and summed up at the end.
+
+doit's own console reporter prints a failed task's message, then an
+``UnmetDependency`` block for every task after it (a run's fetch, the
+``fetch_results`` group), then the failed task's captured output again.
+Here a failure is printed once, with what its action printed (the last
+lines of a job's log), tasks skipped because of it are not reported as
+failures of their own, and the call ends with one line per failure.
+"""
+
+from doit.exceptions import UnmetDependency
+from doit.reporter import ConsoleReporter
+
+
+class Reporter(ConsoleReporter):
+    desc = "hpcdo's console output: each failure once, and one line per failure at the end"
+
+    def __init__(self, outstream, options):
+        super().__init__(outstream, options)
+        self.skipped = []
+
+    def add_failure(self, task, fail):
+        if isinstance(fail, UnmetDependency):
+            self.skipped.append(task.name)
+            return
+        self.failures.append({"task": task, "exception": fail})
+        out = "".join(a.out for a in task.actions if getattr(a, "out", None))
+        if out:
+            self.write(out if out.endswith("\n") else out + "\n")
+        self.write("FAILED %s: %s\n" % (task.name, fail.get_msg().rstrip("\n")))
+
+    def complete_run(self):
+        if self.failures:
+            self.write("%d step%s failed:\n" % (len(self.failures), "" if len(self.failures) == 1 else "s"))
+            for result in self.failures:
+                first = (result["exception"].get_msg().strip().splitlines() or ["(no message)"])[0]
+                self.write("  %s\n" % first)
+        if self.runtime_errors:
+            self.write("\n".join(self.runtime_errors) + "\n")
