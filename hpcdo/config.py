@@ -106,6 +106,9 @@ SCHEMA = {
     "poll_max": (_number, "a positive number", "longest wait between job polls, seconds"),
     "scheduler_timeout": (_number, "a positive number",
                           "how long a wait bears a scheduler that does not answer, seconds"),
+    "retries": (lambda v: _int(v) and v >= 0, "a whole number (0: never)",
+                "how often a run whose job the machine lost (node failure, preemption, a job gone "
+                "without a trace) is submitted again by itself"),
 }
 
 NEEDED = ("scheduler", "remote_root")

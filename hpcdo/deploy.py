@@ -26,8 +26,10 @@ directory, a comment edit) does not spend core hours on the same jobs again.
 import datetime
 import json
 import os
+import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -40,6 +42,19 @@ from .remote import scripts, transfer
 from .schedulers.base import JobState
 
 PROVENANCE = "hpcdo-provenance.json"
+
+#: CMake options that pick compilers or the toolchain: CMake keeps its first
+#: choice in the cache, so a change of any of them needs a new cache
+TOOLCHAIN_RE = re.compile(r"^(CMAKE_[A-Za-z]+_COMPILER(_[A-Z_]+)?|CMAKE_TOOLCHAIN_FILE|CMAKE_GENERATOR.*|"
+                          r"CMAKE_MAKE_PROGRAM|CMAKE_[A-Za-z]+_COMPILER_LAUNCHER)(:[A-Z]+)?\Z")
+
+#: job states that say the machine, not the program, ended the job: such a
+#: run is submitted again by itself, up to the machine's ``retries`` times
+MACHINE_FAULTS = (JobState.NODE_FAIL, JobState.PREEMPTED, JobState.LOST)
+
+#: job states that say the program itself failed: with the same inputs it
+#: would fail again, so it waits for the user (new inputs, or ``retry``)
+PROGRAM_FAULTS = (JobState.FAILED, JobState.TIMEOUT)
 
 #: a submission the scheduler did not answer is tried this many times more,
 #: after pauses of RETRY_PAUSE, 2x, 4x ... seconds (15 s in all by default)
@@ -59,7 +74,7 @@ class Deployment:
         self.src = name + "/src"
         self.build = name + "/build"
         self.keys = {"clone": "clone:" + name, "configure": "configure:" + name,
-                     "compile": "compile:" + name}
+                     "compile": "compile:" + name, "cache": "cache:" + name}
         self._cache = {}
         self._lock = threading.RLock()
         session.deployments.append(self)
@@ -90,6 +105,7 @@ class Deployment:
         stamps = [
             (self.keys["clone"], self.src + "/.hpcdo-stamp", [self.src]),
             (self.keys["configure"], self.build + "/.hpcdo-configure", [self.build + "/CMakeCache.txt"]),
+            (self.keys["cache"], self.build + "/.hpcdo-cache", [self.build + "/CMakeCache.txt"]),
             (self.keys["compile"], self.build + "/.hpcdo-compile",
              [self.build + "/" + self.recipe.executable]),
         ]
@@ -247,9 +263,23 @@ class Deployment:
         return bool(stamp) and stamp.get("sig") == self.geometry_sig(gname)
 
     def submit_current(self, run):
+        """The run has a job for these inputs: queued, running, done, or failed in a way that
+        submitting again would not mend (the program's own failure, or retries used up)."""
         info = self.session.job(self.run_key(run))
         sig = self.submit_sig(run)
-        return bool(sig) and info["sig"] == sig and (info["state"].active or info["state"].done)
+        if not sig or info["sig"] != sig:
+            return False
+        state = info["state"]
+        if state.active or state.done or state in PROGRAM_FAULTS:
+            return True
+        if state in MACHINE_FAULTS:
+            return not self.retries_left(info)
+        return False             # cancelled, or never submitted
+
+    def retries_left(self, info):
+        """How many more times a job the machine lost may be submitted again for the same inputs."""
+        tries = int(info["tries"]) if str(info.get("tries", "")).isdigit() else 1
+        return max(0, int(self.machine.retries) + 1 - tries)
 
     def wait_current(self, run):
         info = self.session.job(self.run_key(run))
@@ -303,18 +333,44 @@ class Deployment:
         self.session.set_stamp(self.keys["clone"], {"sig": sig})
         return "synced %d changed and %d deleted files (%d bytes)" % (len(changed), len(deleted), sent)
 
+    def cache_record(self):
+        """What a CMake cache is made from: the options, and what decides the compilers."""
+        return {"options": self.cmake_options(),
+                "tools": signature.digest("tools", self.machine.cmake, self.setup())}
+
+    def needs_fresh_cache(self):
+        """True when ``-D`` cannot bring the cache to the recipe's options.
+
+        CMake keeps an option that left the recipe (and its effect), and
+        keeps the compilers it first found whatever ``CMAKE_<LANG>_COMPILER``
+        or the modules say later.  So: a cache of unknown making, an option
+        removed, a compiler or toolchain option changed, or other modules,
+        environment or cmake command each start a new cache.
+        """
+        old, new = self.session.stamp(self.keys["cache"]), self.cache_record()
+        if not old or not isinstance(old.get("options"), dict) or old.get("tools") != new["tools"]:
+            return True
+        before, now = old["options"], new["options"]
+        return bool(set(before) - set(now)) or any(
+            TOOLCHAIN_RE.match(name) and before.get(name) != now.get(name) for name in set(before) | set(now))
+
     def do_configure(self):
         synced = self.sync()
         options = self.cmake_options()
-        old = self.session.stamp(self.keys["configure"]) or {}
-        removed = set(old.get("options", {})) - set(options)
         sig = self.configure_sig()
         stamp = {"sig": sig, "options": options}
-        script = scripts.configure_script(self.machine.remote_root, self.dir, self.setup(),
-                                          self.machine.cmake, options, removed, json.dumps(stamp))
+        fresh = self.needs_fresh_cache()
+        had_cache = self.session.stamp(self.keys["cache"]) is not None
+        record = self.cache_record()
+        script = scripts.configure_script(self.machine.remote_root, self.dir, self.setup(), self.machine.cmake,
+                                          options, fresh, json.dumps(record, sort_keys=True), json.dumps(stamp))
         self.session.set_stamp(self.keys["compile"], None)      # the script removed it
+        self.session.set_stamp(self.keys["cache"], record)
         result = self._build_step("configure", script)
         self.session.set_stamp(self.keys["configure"], stamp)
+        if fresh and had_cache:
+            sys.stderr.write("hpcdo: configure of %s started from a new CMake cache (an option was removed, "
+                             "or the compilers may differ)\n" % self.recipe.name)
         return synced + result.text
 
     def do_compile(self):
@@ -349,8 +405,12 @@ class Deployment:
         self.session.set_stamp(self.geometry_key(gname), stamp)
         return "sent %s (%d bytes)" % (gname, size)
 
-    def submit_request(self, run, info):
-        """What the submit script needs for ``run``, or an error if it must not be submitted now."""
+    def submit_request(self, run, info, fresh=False):
+        """What the submit script needs for ``run``, or an error if it must not be submitted now.
+
+        ``fresh``: the user asked for this submission (``retry``), so the
+        count of jobs in a row for these inputs starts again.
+        """
         sig = self.submit_sig(run)
         if not sig:
             raise HpcdoError("run %s: the executable's hash is unknown; compile first" % run.name)
@@ -363,15 +423,19 @@ class Deployment:
         if run.geometry:
             links.append(("../../geometry/%s/%s" % (run.geometry, self.geometry_file(run.geometry)),
                           self.geometry_file(run.geometry)))
-        return scripts.SubmitRequest(self.run_key(run), self.run_dir(run), info["id"], sig, links,
-                                     run.outputs, self.jobscript(run))
+        request = scripts.SubmitRequest(self.run_key(run), self.run_dir(run), info["id"], sig, links,
+                                        run.outputs, self.jobscript(run), fresh=fresh)
+        same = not fresh and info["id"] and info["sig"] == sig
+        request.tries = (int(info["tries"]) if str(info.get("tries", "")).isdigit() else 1) + 1 if same else 1
+        return request
 
     def submitted(self, run, request, outcome, detail):
         """Record one answer of the submit script; True if the run now has its job."""
         key = self.run_key(run)
         self.session.monitor.track(key, self.run_dir(run), run.outputs)
         if outcome == "submitted":
-            self.session.set_job(key, {"sig": request.sig, "id": detail}, JobState.PENDING)
+            self.session.set_job(key, {"sig": request.sig, "id": detail, "tries": str(request.tries)},
+                                 JobState.PENDING)
             return True
         if outcome == "error" and self.session.scheduler.transient(detail):
             raise RemoteError("run %s: the scheduler on %s did not answer (%s); nothing was submitted: "
@@ -386,6 +450,11 @@ class Deployment:
         batched = self.session.batched.get(key)
         if batched:
             return "submitted job %s (with %d others in one command)" % (batched, len(self.session.batched) - 1)
+        return self.submit_one(run)
+
+    def submit_one(self, run, fresh=False):
+        """Submit ``run`` in a command of its own, unless a job for its inputs is already there."""
+        key = self.run_key(run)
         away = 0                      # submissions the scheduler did not answer
         for attempt in range(30):
             info = self.session.job(key)
@@ -393,7 +462,9 @@ class Deployment:
             if sig and info["sig"] == sig and (info["state"].active or info["state"].done):
                 self.session.monitor.track(key, self.run_dir(run), run.outputs)
                 return "job %s for these inputs is already %s" % (info["id"], info["state"].value)
-            request = self.submit_request(run, info)
+            if not fresh and self.submit_current(run):
+                return "job %s for these inputs %s; not submitted again" % (info["id"], info["state"].value)
+            request = self.submit_request(run, info, fresh=fresh)
             result = self.session.remote.run(
                 scripts.submit_script(self.machine.remote_root, [request], self.session.scheduler),
                 what="submit " + run.name)
@@ -421,16 +492,44 @@ class Deployment:
     def do_wait(self, run):
         key = self.run_key(run)
         self.session.monitor.track(key, self.run_dir(run), run.outputs)
-        info = self.session.monitor.wait(key)
-        if info["state"].done:
-            return "job %s completed" % info["id"]
+        notes = []
+        while True:
+            info = self.session.monitor.wait(key)
+            if info["state"].done:
+                return "\n".join(notes + ["job %s completed" % info["id"]])
+            if not (info["state"] in MACHINE_FAULTS and info["sig"] == self.submit_sig(run)
+                    and self.retries_left(info)):
+                break
+            # the machine lost the job, not the program: submit it again now
+            notes.append("job %s ended %s: the machine, not the program, ended it; submitting it again"
+                         % (info["id"], info["state"].value.upper()))
+            notes.append(self.submit_one(run))
+        for note in notes:
+            print(note)
         tail = self.session.remote.run(scripts.tail_script(self.machine.remote_root, self.run_dir(run)),
                                        what="tail " + run.name, check=False).text.rstrip()
-        code = "" if info["code"] is None else ", exit code %s" % info["code"]
-        raise HpcdoError("run %s: job %s on %s ended %s%s; it will be resubmitted on the next call. "
-                         "Last lines of job.out:\n%s" % (run.name, info["id"], self.machine.name,
-                                                         info["state"].value.upper(), code,
-                                                         tail or "(job.out is empty or missing)"))
+        if tail:
+            print("last lines of run %s's job.out:\n%s" % (run.name, "\n".join(
+                "  " + line for line in tail.splitlines())))
+        raise HpcdoError(self.failure_line(run, info))
+
+    def log_path(self, run):
+        """Where the run's job log is on the machine, as the user would type it there."""
+        return "%s/%s/job.out" % (self.machine.remote_root.rstrip("/"), self.run_dir(run))
+
+    def failure_line(self, run, info):
+        """One line: how the run's job ended, where its log is, and what happens next."""
+        state = info["state"]
+        code = "" if info["code"] is None else " with exit code %s" % info["code"]
+        head = "run %s: job %s on %s ended %s%s; log: %s" % (
+            run.name, info["id"], self.machine.name, state.value.upper(), code, self.log_path(run))
+        retry = "doit machine=%s retry %s" % (self.machine.name, run.name)
+        if state is JobState.CANCELLED:
+            return head + "; the next call submits it again"
+        if state in MACHINE_FAULTS:
+            return head + "; submitted %s times for these inputs, so not again by itself: %s" % (
+                info.get("tries") or 1, retry)
+        return head + "; not submitted again for the same inputs: change them, or %s" % retry
 
     def do_fetch(self, run):
         key = self.run_key(run)

@@ -127,16 +127,29 @@ class Session:
         """What is known of the run ``key``: sig, id, exit, fingerprint, state, code."""
         self.probe()
         with self._lock:
-            info = dict(self._jobs.get(key) or {"sig": "", "id": "", "exit": "", "fingerprint": ""})
+            info = dict(self._jobs.get(key) or {"sig": "", "id": "", "exit": "", "fingerprint": "", "tries": ""})
             state, code = combine(info["id"], info["exit"], *self._queue.get(info["id"], (None, None)))
             if info.get("cancelled") and state not in (JobState.COMPLETED, JobState.NONE) and not state.active:
                 state = JobState.CANCELLED      # ``doit cancel`` marked it
         info["state"], info["code"] = state, code
         return info
 
+    def active_jobs(self):
+        """(run name, job id) of the jobs this call knows to be pending or running, asking nothing."""
+        if not self._probed:
+            return []
+        found = []
+        for dep in self.deployments:
+            for run in dep.recipe.runs.values():
+                info = self.job(dep.run_key(run))
+                if info["id"] and info["state"].active:
+                    found.append((run.name, info["id"]))
+        return found
+
     def set_job(self, key, info, queue_state=None):
         with self._lock:
-            self._jobs[key] = {k: info.get(k, "") for k in ("sig", "id", "exit", "fingerprint", "cancelled")}
+            self._jobs[key] = {k: info.get(k, "") for k in ("sig", "id", "exit", "fingerprint", "cancelled",
+                                                            "tries")}
             if queue_state is not None and info.get("id"):
                 self._queue[info["id"]] = (queue_state, None)
 
@@ -196,6 +209,42 @@ class Session:
         self.remote.run(scripts.cancel_script(self.machine.remote_root, [(d, i) for _r, d, i in found],
                                               self.scheduler), what="cancel %d jobs" % len(found))
         return "\n".join("cancelled run %s (job %s)" % (r, i) for r, _d, i in found)
+
+    def retry(self, pairs):
+        """Submit again the (deployment, run) ``pairs`` whose job for their current inputs failed.
+
+        A run whose program failed is not submitted again by itself (it would
+        fail the same way); this is how the user says it should be.  Runs with
+        a job queued, running or completed, and runs whose inputs changed
+        (the pipeline submits those anyway), are left alone and said so.
+        """
+        lines, requests = [], {}
+        for dep, run in pairs:
+            info = self.job(dep.run_key(run))
+            state = info["state"]
+            if state is JobState.NONE:
+                lines.append("run %s was never submitted: fetch_results submits it" % run.name)
+            elif state.active or state.done:
+                lines.append("run %s: job %s is %s; nothing to retry" % (run.name, info["id"], state.value))
+            elif info["sig"] != dep.submit_sig(run):
+                lines.append("run %s: its inputs changed since job %s; fetch_results submits it" % (
+                    run.name, info["id"]))
+            else:
+                request = dep.submit_request(run, info, fresh=True)
+                requests[request.key] = (dep, run, request)
+        if requests:
+            script = scripts.submit_script(self.machine.remote_root, [r for _d, _r, r in requests.values()],
+                                           self.scheduler)
+            answers = scripts.parse_submit(self.remote.run(script, what="retry %d runs" % len(requests)).text)
+            for key, (dep, run, request) in requests.items():
+                outcome, detail = answers.get(key, ("error", "no answer from the submit script"))
+                if dep.submitted(run, request, outcome, detail):
+                    lines.append("run %s: submitted job %s; fetch_results waits for it and fetches its "
+                                 "results" % (run.name, detail))
+                else:
+                    lines.append("run %s: another hpcdo is submitting it (%s); not submitted" % (
+                        run.name, outcome))
+        return "\n".join(lines)
 
     def close(self):
         self.remote.close()

@@ -6,7 +6,8 @@ Task names follow the steps: ``clone``, ``configure``, ``compile`` (with a
 ``fetch_results:<run>``, and the groups ``send_geometry``, ``submit``,
 ``wait`` and ``fetch_results``.  The ``wait`` and ``fetch_results`` groups
 submit every run before waiting for any, so jobs queue side by side.
-``status``, ``cold``, ``cancel [RUN...]`` and ``jobscript RUN...`` complete the set.
+``status``, ``cold``, ``cancel [RUN...]``, ``retry [RUN...]`` and ``jobscript RUN...``
+complete the set.
 
 Every check asks the session, which asks the machine once; every action
 reports a failure as one doit ``TaskFailed`` with a plain message.
@@ -15,6 +16,7 @@ reports a failure as one doit ``TaskFailed`` with a plain message.
 from doit.exceptions import TaskFailed
 
 from . import HpcdoError
+from .schedulers.base import JobState
 
 
 def _action(func, *args):
@@ -64,7 +66,8 @@ def batch_scope(words, run_names):
         if step in RUN_STEPS and run in run_names:
             scope.add(run)
             named_task = True
-        elif word in ("clone", "configure", "compile", "send_geometry", "status", "cold", "jobscript", "cancel") or \
+        elif word in ("clone", "configure", "compile", "send_geometry", "status", "cold", "jobscript", "cancel",
+                      "retry") or \
                 step in ("clone", "configure", "compile", "send_geometry"):
             named_task = True
     return scope if named_task else set(run_names)
@@ -140,6 +143,10 @@ def generate(project, words=()):
            "doc": "cancel the pending or running jobs of the named runs (all runs if none) on %s: "
                   "doit cancel [RUN...]" % machine,
            "actions": [_cancel(project, runs)]}
+    yield {"basename": "retry", "pos_arg": "names", "verbosity": 2, "uptodate": [False],
+           "doc": "submit again the named runs (all failed runs if none) whose job failed for their "
+                  "current inputs on %s: doit retry [RUN...]" % machine,
+           "actions": [_retry(project, runs)]}
     yield {"basename": "status", "doc": "show each step's state and each run's job on %s" % machine,
            "actions": [_action(project.status_table)], "uptodate": [False], "verbosity": 2}
     yield {"basename": "cold", "doc": "fresh clone and rebuild from scratch on %s" % machine,
@@ -178,6 +185,25 @@ def _cancel(project, runs):
         if error:
             return TaskFailed(error)
         return _action(project.session.cancel, pairs)()
+    return action
+
+
+def _ended_badly(info):
+    state = info["state"]
+    return not (state.done or state.active or state is JobState.NONE)
+
+
+def _retry(project, runs):
+    def action(names):
+        pairs, error = _pick(runs, names)
+        if error:
+            return TaskFailed(error)
+        if not names:
+            pairs = [(dep, run) for dep, run in pairs if _ended_badly(project.session.job(dep.run_key(run)))]
+            if not pairs:
+                print("no run has a failed job to retry")
+                return True
+        return _action(project.session.retry, pairs)()
     return action
 
 

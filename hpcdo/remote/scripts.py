@@ -113,7 +113,7 @@ s() { k=$1; f=$2; shift 2; for p in "$@"; do [ -e "$p" ] || { printf '@s\t%s\t\n
   v=; [ -f "$f" ] && read -r v < "$f"; printf '@s\t%s\t%s\n' "$k" "$v"; }
 """
 
-MARKERS = ("job.sig", "job.id", "job.exit")
+MARKERS = ("job.sig", "job.id", "job.exit", "job.tries")
 #: the mark ``doit cancel`` leaves in a run directory
 CANCELLED = "job.cancelled"
 
@@ -290,7 +290,8 @@ def parse_probe(text, scheduler, runs=()):
         jobs[key] = {"sig": markers.get((parent, name + "/job.sig"), ""),
                      "id": markers.get((parent, name + "/job.id"), ""),
                      "exit": exit_, "fingerprint": prints.get((parent, name), "") if exit_ else "",
-                     "cancelled": (parent, name) in cancelled}
+                     "cancelled": (parent, name) in cancelled,
+                     "tries": markers.get((parent, name + "/job.tries"), "")}
     queue = scheduler.parse_status("\n".join(queue_lines))
     if QUEUE_DOWN in queue_lines:
         # the scheduler did not answer: what it did not say is unknown, not gone
@@ -355,9 +356,18 @@ def git_clone_script(remote_root, src, url, ref, stamp_sig):
 
 # -- build ------------------------------------------------------------------
 
-def configure_script(remote_root, recipe_dir, setup, cmake, options, removed, stamp_text):
-    """Run CMake in ``build/``; drop options that left the recipe with -U."""
-    args = ["-U" + q(name) for name in sorted(removed)]
+def configure_script(remote_root, recipe_dir, setup, cmake, options, fresh, cache_text, stamp_text):
+    """Run CMake in ``build/``.
+
+    ``fresh``: start from a new cache, because an option left the recipe or
+    the compilers may have changed, which ``-D`` cannot undo (CMake keeps a
+    removed option's value, and its compiler, in the cache).  The cache and
+    CMake's record of the compilers go; the objects stay, and ``make``
+    rebuilds those whose flags changed.  ``build/.hpcdo-cache`` says what the
+    cache was made from (``cache_text``): it is written before CMake runs, so
+    a configure that fails still leaves the record of what its cache holds.
+    """
+    args = []
     for name, value in sorted(options.items()):
         if isinstance(value, bool):
             value = "ON" if value else "OFF"
@@ -366,6 +376,8 @@ def configure_script(remote_root, recipe_dir, setup, cmake, options, removed, st
         "cd %s || exit 1" % q(recipe_dir),
         "rm -f build/.hpcdo-configure build/.hpcdo-compile",
         "mkdir -p build && cd build || exit 1",
+    ] + (["rm -rf CMakeCache.txt CMakeFiles/[0-9]* CMakeFiles/CMakeTmp CMakeFiles/CMakeScratch"] if fresh else []) + [
+        write_stamp(".hpcdo-cache", cache_text) + " || exit 1",
         # the output is kept in the shell too: on a full disk the log file
         # cannot hold the message that says so
         "out=$(%s %s ../src 2>&1); rc=$?" % (_command(cmake), " ".join(args)),
@@ -451,7 +463,8 @@ def upload_script(remote_root, directory, filename, size, stamp_text):
 # -- jobs ---------------------------------------------------------------------
 
 #: files of hpcdo's own in a run directory, never taken for outputs
-RUN_FILES = ("previous", "submit.log", ".submit.lock", "job.sh.tmp", "job.id.tmp", "job.exit.tmp", "job.sig")
+RUN_FILES = ("previous", "submit.log", ".submit.lock", "job.sh.tmp", "job.id.tmp", "job.exit.tmp", "job.sig",
+             "job.tries")
 
 
 def _each_output(patterns, skip, body):
@@ -466,10 +479,13 @@ class SubmitRequest:
 
     ``links``: (source relative to the run dir, name) pairs of files to
     snapshot into the run directory (the executable, the geometry).
+    ``job.tries`` counts the jobs submitted in a row for the same inputs;
+    ``fresh`` (a retry the user asked for) starts the count again.
     """
 
-    def __init__(self, key, rundir, expected_id, sig, links, patterns, jobscript):
+    def __init__(self, key, rundir, expected_id, sig, links, patterns, jobscript, fresh=False):
         self.key = key
+        self.fresh = fresh
         self.rundir = rundir
         self.expected_id = expected_id
         self.sig = sig
@@ -536,7 +552,12 @@ def _submit_block(req, scheduler):
         "rm -f job.exit job.started job.id job.cancelled",
     ] + link_lines + [
         "mv -f job.sh.tmp job.sh || " + FULL % "write the jobscript",
-        'printf "%%s\\n" %s > job.sig || %s' % (q(req.sig), FULL % "record the inputs"),
+        # the jobs in a row for these inputs: automatic resubmissions are counted against ``retries``
+        "n=0; %s" % ("" if req.fresh else
+                     '[ -n "$cur" ] && [ "$(cat job.sig 2>/dev/null)" = %s ] && '
+                     '{ read -r n 2>/dev/null < job.tries; case $n in ""|*[!0-9]*) n=1;; esac; }' % q(req.sig)),
+        'printf "%%s\\n" %s > job.sig && printf "%%s\\n" "$((n + 1))" > job.tries || %s'
+        % (q(req.sig), FULL % "record the inputs"),
         # fd 3 is the caller's pipe: a job that inherited it would hold the
         # connection open until it ended
         "if { %s; } 3>&-; then" % scheduler.submit_snippet(),

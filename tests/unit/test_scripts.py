@@ -69,7 +69,7 @@ def test_probe_reports_stamps_products_and_jobs(tmp_path):
     assert stamps == {"a": '{"sig": "1"}', "b": None}
     assert jobs["r"]["sig"] == "S" and jobs["r"]["id"] == "123" and jobs["r"]["exit"].startswith("0 ")
     assert jobs["r"]["fingerprint"] and jobs["none"] == {"sig": "", "id": "", "exit": "", "fingerprint": "",
-                                                      "cancelled": False}
+                                                      "cancelled": False, "tries": ""}
     assert queue == {}
 
 
@@ -104,7 +104,8 @@ def test_probe_reads_markers_and_asks_only_about_unfinished_jobs(tmp_path):
     assert jobs["failed"]["id"] == "14.pbs:x" and jobs["failed"]["exit"] == "3 1700000000"
     assert [r for r in jobs if jobs[r]["cancelled"]] == ["cancelled"]
     assert jobs["done"]["fingerprint"] and not jobs["queued"]["fingerprint"]
-    assert jobs["absent"] == {"sig": "", "id": "", "exit": "", "fingerprint": "", "cancelled": False}
+    assert jobs["absent"] == {"sig": "", "id": "", "exit": "", "fingerprint": "", "cancelled": False,
+                              "tries": ""}
 
 
 def test_probe_keeps_runs_of_the_same_name_under_two_recipes_apart(tmp_path):

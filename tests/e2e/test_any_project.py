@@ -1,0 +1,153 @@
+"""The core on a project that is not the demo: runs of unequal outputs, failing runs, -n N.
+
+Issue 10: every earlier end-to-end test used the demo's three equal runs,
+and hid a no-op that refetched forever, a process mode that left stale
+results, and one failed run stopping all the others.
+"""
+
+import os
+
+import pytest
+
+import anyproject
+from anyproject import expected, read_bytes
+from conftest import cluster_project
+
+MACHINES = ["localhost", "testslurm"]
+
+
+@pytest.fixture(params=MACHINES)
+def tool(request, tmp_path):
+    if request.param == "localhost":
+        yield request.getfixturevalue("local_project")
+        return
+    yield from cluster_project(tmp_path, request.getfixturevalue("cluster"), request.param)
+
+
+def remote_job_id(project, run):
+    return project.remote("cat tool/runs/%s/job.id" % run).strip()
+
+
+def local_job_id(project, run):
+    with open(os.path.join(project.results(run), "job.id")) as fh:
+        return fh.read().strip()
+
+
+def summary(out):
+    """The lines under the closing 'N step(s) failed:' of a call."""
+    lines = out.out.splitlines()
+    heads = [i for i, line in enumerate(lines) if line.endswith(" failed:") and line[0].isdigit()]
+    assert len(heads) == 1, out
+    return [line.strip() for line in lines[heads[0] + 1:] if line.startswith("  ")]
+
+
+def run_tasks(out, step):
+    return {t.split(":", 1)[1] for t in out.ran if t.startswith(step + ":")}
+
+
+def test_runs_of_unequal_outputs_reach_a_true_noop(tool):
+    """10.1: with outputs of 50 B and 8 KB (and nested, and none), the second call executes
+    nothing; adding a run, or cold, fetches no other run again."""
+    runs = [("small", ["--bytes", 50, "s.dat"]),
+            ("big", ["--bytes", 8192, "b.dat", "--bytes", 3, "deep/er/x.dat"]),
+            ("none", [])]
+    anyproject.make(tool, runs)
+    first = tool.doit("fetch_results")
+    assert run_tasks(first, "fetch_results") == {"small", "big", "none"}, first
+    assert read_bytes(tool, "small", "s.dat") == expected(50)
+    assert read_bytes(tool, "big", "b.dat") == expected(8192)
+    assert read_bytes(tool, "big", "deep/er/x.dat") == expected(3)
+
+    again = tool.doit("fetch_results")
+    assert again.ran == [], again
+    assert len(again.trace) <= 2, again.trace
+    status = tool.doit("status")
+    assert "not fetched" not in status.out, status
+
+    anyproject.write_recipe(tool.path, runs + [("added", ["--bytes", 100000, "a.dat"])])
+    added = tool.doit("fetch_results")
+    assert set(added.ran) <= {"submit:added", "wait:added", "fetch_results:added"}, added
+    assert "fetch_results:added" in added.ran
+    assert read_bytes(tool, "added", "a.dat") == expected(100000)
+
+    tool.doit("cold")
+    after_cold = tool.doit("fetch_results")
+    assert after_cold.ran == [], after_cold
+
+
+def test_parallel_calls_leave_current_results(tool):
+    """10.2: ``-n 4`` (doit's default: processes) exited 0 with the old job's results."""
+    runs = [("r%d" % i, ["--bytes", 10 * (i + 1), "out.dat"]) for i in range(4)]
+    anyproject.make(tool, runs)
+    tool.doit("-n", "4", "fetch_results")
+    for name, _args in runs:
+        assert local_job_id(tool, name) == remote_job_id(tool, name)
+    old = local_job_id(tool, "r2")
+
+    runs[2] = ("r2", ["--bytes", 777, "out.dat"])
+    anyproject.write_recipe(tool.path, runs)
+    out = tool.doit("-n", "4", "fetch_results")
+    assert {"submit:r2", "fetch_results:r2"} <= set(out.ran), out
+    assert local_job_id(tool, "r2") == remote_job_id(tool, "r2") != old
+    assert read_bytes(tool, "r2", "out.dat") == expected(777)
+    again = tool.doit("-n", "4", "fetch_results")
+    assert again.ran == [], again
+
+    refused = tool.doit("-n", "2", "-P", "process", "fetch_results", ok=False)
+    lines = [line for line in refused.out.splitlines() if line.strip()]
+    assert refused.rc == 2 and len(lines) == 1 and "-P process" in lines[0], refused
+
+
+def test_a_failed_run_is_contained_and_waits_for_retry(tool):
+    """10.5: one failing run no longer stops the others being fetched, and it is not
+    submitted again with unchanged inputs until ``retry``."""
+    runs = [("ok1", ["--bytes", 5, "o.dat"]), ("bad", ["--exit", 3]), ("ok2", ["--bytes", 6, "o.dat"])]
+    anyproject.make(tool, runs)
+    first = tool.doit("fetch_results", ok=False)
+    assert {"fetch_results:ok1", "fetch_results:ok2"} <= set(first.ran), first
+    assert read_bytes(tool, "ok2", "o.dat") == expected(6)
+    failure = summary(first)
+    assert len(failure) == 1 and failure[0].startswith("run bad: job "), first
+    assert "EXIT CODE" not in failure[0] and "exit code 3" in failure[0] and "bad/job.out" in failure[0]
+    assert "retry bad" in failure[0]
+    assert "tool: exiting with 3 as asked" in first.out       # the log's last lines are shown
+    assert "Traceback" not in first.out
+    job = remote_job_id(tool, "bad")
+
+    second = tool.doit("fetch_results", ok=False)
+    assert "submit:bad" not in second.ran and remote_job_id(tool, "bad") == job, second
+    assert [t for t in second.ran if not t.startswith("wait:")] == [], second
+    assert summary(second) == [failure[0].replace(job, remote_job_id(tool, "bad"))], second
+
+    retried = tool.doit("retry", "bad")
+    assert "submitted job" in retried.out and remote_job_id(tool, "bad") != job, retried
+    nothing = tool.doit("retry", "ok1")
+    assert "nothing to retry" in nothing.out
+    tool.doit("fetch_results", ok=False)
+
+    runs[1] = ("bad", ["--bytes", 1, "fixed.dat"])
+    anyproject.write_recipe(tool.path, runs)
+    fixed = tool.doit("fetch_results")
+    assert {"submit:bad", "fetch_results:bad"} <= set(fixed.ran), fixed
+    assert read_bytes(tool, "bad", "fixed.dat") == expected(1)
+
+
+def test_an_option_removed_from_the_recipe_leaves_the_cache(tool):
+    """10.4: CMake kept a removed option in its cache: a compiler that failed went on failing
+    after it was deleted from the recipe, and a removed option kept its effect."""
+    runs = [("tag", ["--tag", "tag.txt"])]
+    anyproject.make(tool, runs, cmake_options={"CMAKE_C_COMPILER": "gcc-99", "TOOL_TAG": "loud"})
+    bad = tool.doit("fetch_results", ok=False)
+    assert "gcc-99" in bad.out and "configure" in bad.ran, bad
+
+    anyproject.write_recipe(tool.path, runs, cmake_options={"TOOL_TAG": "loud"})
+    good = tool.doit("fetch_results")
+    assert {"configure", "compile"} <= set(good.ran), good
+    assert read_bytes(tool, "tag", "tag.txt") == b"loud\n"
+
+    anyproject.write_recipe(tool.path, runs)              # the option goes: its default is back
+    plain = tool.doit("fetch_results")
+    assert "started from a new CMake cache" in plain.out, plain
+    assert read_bytes(tool, "tag", "tag.txt") == b"plain\n"
+    # objects of the build tree are kept where CMake allows: the next call changes nothing
+    assert tool.doit("fetch_results").ran == []
