@@ -10,6 +10,7 @@ import fnmatch
 import hashlib
 import json
 import os
+import subprocess
 
 from . import ConfigError
 
@@ -43,12 +44,53 @@ def _excluded(rel, patterns):
 def tree_manifest(root, exclude=DEFAULT_EXCLUDE):
     """Map each file under ``root`` (relative '/' path) to its sha256.
 
-    Symlinked files count by their content; symlinked directories are not
-    followed.  Names that a POSIX shell line cannot carry (newlines) are
-    refused rather than silently dropped.
+    In a git checkout, the files are those git would show: tracked ones and
+    untracked ones that ``.gitignore`` (and ``.git/info/exclude``, and the
+    user's global excludes) does not exclude, so a local ``build/`` or a data
+    file the project ignores never travels.  Elsewhere every file counts.
+    ``exclude`` applies in both cases.  Symlinked files count by their
+    content; symlinked directories are not followed.  Names that a POSIX
+    shell line cannot carry (newlines) are refused rather than silently
+    dropped.
     """
     if not os.path.isdir(root):
         raise ConfigError("source directory %s does not exist" % root)
+    listed = git_files(root)
+    if listed is None:
+        return _walk(root, exclude)
+    manifest = {}
+    for rel in listed:
+        if _excluded(rel, exclude):
+            continue
+        path = os.path.join(root, rel)
+        if os.path.isdir(path) and not os.path.islink(path):
+            # a submodule: git lists it as one entry; its files count
+            manifest.update({rel + "/" + k: v for k, v in _walk(path, exclude).items()})
+        elif os.path.isfile(path):
+            _check_name(rel)
+            manifest[rel] = file_sha256(path)
+    return manifest
+
+
+def git_files(root):
+    """The files of ``root`` git does not ignore, relative to it; None when it is no git checkout."""
+    try:
+        proc = subprocess.run(["git", "-C", root, "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                              capture_output=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if proc.returncode != 0:
+        return None             # not in a work tree (or no git): every file counts
+    names = proc.stdout.decode("utf-8", "surrogateescape").split("\0")
+    return sorted({name.rstrip("/") for name in names if name})
+
+
+def _check_name(rel):
+    if "\n" in rel or "\r" in rel:
+        raise ConfigError("source file name with a newline is not supported: %r" % rel)
+
+
+def _walk(root, exclude):
     manifest = {}
     for dirpath, dirnames, filenames in os.walk(root):
         reldir = os.path.relpath(dirpath, root).replace(os.sep, "/")
@@ -60,8 +102,7 @@ def tree_manifest(root, exclude=DEFAULT_EXCLUDE):
             rel = reldir + name
             if _excluded(rel, exclude):
                 continue
-            if "\n" in rel or "\r" in rel:
-                raise ConfigError("source file name with a newline is not supported: %r" % rel)
+            _check_name(rel)
             path = os.path.join(dirpath, name)
             if not os.path.isfile(path):
                 continue

@@ -151,3 +151,23 @@ def test_an_option_removed_from_the_recipe_leaves_the_cache(tool):
     assert read_bytes(tool, "tag", "tag.txt") == b"plain\n"
     # objects of the build tree are kept where CMake allows: the next call changes nothing
     assert tool.doit("fetch_results").ran == []
+
+
+def test_a_local_tree_in_git_sends_nothing_gitignore_excludes(tool):
+    """10.8: a local build/ that .gitignore excludes was uploaded and made configure stale."""
+    import subprocess
+    anyproject.make(tool, [("r", ["--bytes", 2, "x"])])
+    with open(tool.file(".gitignore"), "w") as fh:
+        fh.write("tool/build/\n*.local\n")
+    subprocess.run(["git", "init", "-q", tool.path], check=True)
+    os.makedirs(tool.file("tool/build"))
+    with open(tool.file("tool/build/CMakeLists.txt"), "w") as fh:
+        fh.write("this would break a configure\n")
+    with open(tool.file("tool/notes.local"), "w") as fh:
+        fh.write("private\n")
+    tool.doit("fetch_results")
+    held = tool.remote("cd tool/src && find . -type f ! -name '.hpcdo*' | sort").split()
+    assert held == ["./CMakeLists.txt", "./tool.c"], held
+    with open(tool.file("tool/build/more.txt"), "w") as fh:
+        fh.write("more\n")
+    assert tool.doit("fetch_results").ran == []
