@@ -45,6 +45,9 @@ PROVENANCE = "hpcdo-provenance.json"
 
 #: CMake options that pick compilers or the toolchain: CMake keeps its first
 #: choice in the cache, so a change of any of them needs a new cache
+#: a Git ref that is a whole commit id: it never moves, so it is never looked up
+COMMIT_RE = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?\Z")
+
 TOOLCHAIN_RE = re.compile(r"^(CMAKE_[A-Za-z]+_COMPILER(_[A-Z_]+)?|CMAKE_TOOLCHAIN_FILE|CMAKE_GENERATOR.*|"
                           r"CMAKE_MAKE_PROGRAM|CMAKE_[A-Za-z]+_COMPILER_LAUNCHER)(:[A-Z]+)?\Z")
 
@@ -74,7 +77,7 @@ class Deployment:
         self.src = name + "/src"
         self.build = name + "/build"
         self.keys = {"clone": "clone:" + name, "configure": "configure:" + name,
-                     "compile": "compile:" + name, "cache": "cache:" + name}
+                     "compile": "compile:" + name, "cache": "cache:" + name, "head": "head:" + name}
         self._cache = {}
         self._lock = threading.RLock()
         session.deployments.append(self)
@@ -114,6 +117,34 @@ class Deployment:
             stamps.append((self.geometry_key(gname), d + "/.hpcdo-stamp", [d + "/" + self.geometry_file(gname)]))
         runs = [(self.run_key(run), self.run_dir(run), run.outputs) for run in self.recipe.runs.values()]
         return stamps, runs
+
+    def probe_heads(self):
+        """(key, url, ref) for a git source whose ref may move (a branch or tag, not a commit)."""
+        source = self.recipe.source
+        if isinstance(source, Git) and not COMMIT_RE.match(source.ref):
+            return [(self.keys["head"], source.url, source.ref)]
+        return []
+
+    def remote_head(self):
+        """The commit the git source's ref names now, as the machine sees it; "" when unknown."""
+        refs = (self.session.stamp(self.keys["head"]) or {}).get("refs") or {}
+        ref = self.recipe.source.ref
+        for name in ("refs/heads/" + ref, "refs/tags/%s^{}" % ref, "refs/tags/" + ref, ref):
+            if name in refs:
+                return refs[name]
+        return next(iter(sorted(refs.values())), "") if len(set(refs.values())) == 1 else ""
+
+    def commit_note(self):
+        """`` (commit X)``, or what the branch names now when the machine is behind it."""
+        source = self.recipe.source
+        have = ((self.session.stamp(self.keys["clone"]) or {}).get("commit") or "")[:12]
+        head = (self.remote_head() if self.probe_heads() else "")[:12]
+        if head and have and head != have:
+            return " (commit %s; %s is now at %s)" % (have, source.ref, head)
+        if have:
+            return " (commit %s%s)" % (have, "" if head or not self.probe_heads() else
+                                       "; %s could not be looked up" % source.ref)
+        return ""
 
     # -- signatures -----------------------------------------------------------
     def _memo(self, key, compute):
@@ -182,22 +213,34 @@ class Deployment:
         return run.cores or self.machine.cores
 
     def layout(self, run):
-        """(cores, nodes, cores per node) of one run on this machine.
+        """The run's :class:`hpcdo.recipe.Layout` on this machine: cores, threads, tasks, nodes, cpn.
 
-        Nodes are the run's own, else as many as ``corespernode`` makes
-        necessary, else one.
+        The arithmetic is :meth:`hpcdo.recipe.Run.layout`'s (told in
+        hpcdo/recipe.py); a layout the machine cannot hold is one ConfigError.
         """
-        cores = self.cores(run)
-        per_node = self.machine.corespernode
-        nodes = run.nodes or (-(-cores // per_node) if per_node else 1)
-        return cores, nodes, min(cores, per_node) if per_node else -(-cores // nodes)
+        def compute():
+            m = self.machine
+            if m.where("cores") == config.COMMAND_LINE:
+                cores_from = "cores= on the command line"
+            elif run.cores is None:
+                cores_from = "the machine's cores, %s" % m.where("cores")
+            else:
+                cores_from = ""
+            return run.layout(self.cores(run), m.corespernode, cores_from, m.name)
+        return self._memo(("layout", run.name), compute)
+
+    def fields(self, run):
+        """The values of the run's {fields} (args, env) on this machine."""
+        geometry = self.geometry_file(run.geometry) if run.geometry else None
+        return run.fields(self.layout(run), geometry)
 
     def command(self, run):
         """The job's command line: the machine's launcher, the executable, quoted arguments."""
-        cores, nodes, cpn = self.layout(run)
-        launcher = launchers.prefix(self.machine, cores, nodes, self.machine.corespernode or cpn, cpn)
-        geometry = self.geometry_file(run.geometry) if run.geometry else None
-        argv = ["./" + os.path.basename(self.recipe.executable)] + run.argv(cores, geometry)
+        lay = self.layout(run)
+        launcher = launchers.prefix(self.machine, {
+            "cores": lay.cores, "threads": lay.threads, "tasks": lay.tasks, "nodes": lay.nodes,
+            "cpn": lay.cpn, "corespernode": self.machine.corespernode or lay.cpn})
+        argv = ["./" + os.path.basename(self.recipe.executable)] + run.argv(self.fields(run))
         return (launcher + " " if launcher else "") + " ".join(scripts.q(a) for a in argv)
 
     def template_name(self):
@@ -210,15 +253,20 @@ class Deployment:
     def jobscript_values(self, run):
         """Everything a jobscript template is rendered with, for one run."""
         m = self.machine
-        cores, nodes, cpn = self.layout(run)
+        lay = self.layout(run)
+        # the threads a task may start, after the machine's and recipe's env
+        # (ARCHER2's sets OMP_NUM_THREADS=1) and before the run's own
+        env = [("OMP_NUM_THREADS", str(lay.threads))] if lay.threads > 1 else []
+        env += sorted(run.environment(self.fields(run)).items())
         return {
             "job_name": self.session.scheduler.job_name(self.recipe.name, run.name, m.max_job_name_chars),
             "recipe": self.recipe.name, "run": run.name, "machine": m.name,
-            "cores": cores, "nodes": nodes, "cpn": cpn, "walltime": run.walltime,
+            "cores": lay.cores, "threads": lay.threads, "tasks": lay.tasks, "nodes": lay.nodes,
+            "cpn": lay.cpn, "walltime": run.walltime,
             "partition": m.partition, "account": m.account, "qos": m.qos, "pe": m.pe,
             "memory": m.memory, "directives": list(m.directives or []),
             "corespernode": m.corespernode,
-            "setup": self.setup() + ["export %s=%s" % (k, scripts.q(v)) for k, v in sorted(run.env.items())],
+            "setup": self.setup() + ["export %s=%s" % (k, scripts.q(v)) for k, v in env],
             "command": self.command(run),
         }
 
@@ -243,7 +291,10 @@ class Deployment:
         """
         stamp = self.session.stamp(self.keys["clone"])
         if isinstance(self.recipe.source, Git):
-            return bool(stamp) and stamp.get("sig") == self.clone_sig()
+            # a branch is followed: when it names another commit now, clone again
+            head = self.remote_head() if self.probe_heads() else ""
+            return bool(stamp) and stamp.get("sig") == self.clone_sig() and (
+                not head or head == stamp.get("commit"))
         return bool(stamp)
 
     def source_synced(self):
@@ -600,6 +651,8 @@ class Deployment:
         ]
         rows += [("send_geometry:" + g, self.geometry_current(g)) for g in self.recipe.geometries]
         out = [(name, "up to date" if ok else "stale") for name, ok in rows]
+        if isinstance(self.recipe.source, Git):
+            out[0] = ("clone", out[0][1] + self.commit_note())
         for run in self.recipe.runs.values():
             info = self.session.job(self.run_key(run))
             current = info["sig"] and info["sig"] == self.submit_sig(run)

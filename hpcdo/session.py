@@ -96,12 +96,13 @@ class Session:
 
     def _run_probe(self):
         with self._lock:
-            stamps, runs = [], []
+            stamps, runs, heads = [], [], []
             for dep in self.deployments:
                 s, r = dep.probe_items()
                 stamps += s
                 runs += r
-            script = scripts.probe_script(self.machine.remote_root, stamps, runs, self.scheduler)
+                heads += dep.probe_heads()
+            script = scripts.probe_script(self.machine.remote_root, stamps, runs, self.scheduler, heads)
             result = self.remote.run(script, what="probe")
             self._stamps, self._jobs, self._queue = scripts.parse_probe(result.text, self.scheduler, runs)
             self._probed = True

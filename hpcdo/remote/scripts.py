@@ -24,6 +24,7 @@ the step starts again, so an interrupted step is never taken as done.
 """
 
 import hashlib
+import json
 import re
 import shlex
 
@@ -182,11 +183,24 @@ def _runs_under(parent, runs):
     ])
 
 
-def probe_script(remote_root, stamps, runs, scheduler):
+def _ls_remote(key, url, ref):
+    """Shell that prints ``@g <key> <sha> <ref name>`` for each ref of ``url`` that ``ref`` names.
+
+    It never prompts (no terminal, BatchMode for ssh) and gives up after 30 s
+    where ``timeout`` exists: an unreachable repository leaves the branch
+    unknown, not the call hanging.
+    """
+    return ("{ t=; command -v timeout >/dev/null 2>&1 && t='timeout 30'; "
+            "GIT_TERMINAL_PROMPT=0 GIT_SSH_COMMAND='ssh -o BatchMode=yes' $t git ls-remote -- %s %s "
+            "2>/dev/null | awk -v k=%s '{ print \"@g\", k, $1, $2 }'; }" % (q(url), q(ref), q(key)))
+
+
+def probe_script(remote_root, stamps, runs, scheduler, heads=()):
     """One script that reports every stamp and every run's job in one round trip.
 
     ``stamps``: (key, stamp path, [paths that must exist]) triples.
     ``runs``: (key, run directory, output patterns) triples.
+    ``heads``: (key, git URL, ref) triples: what each branch or tag names now.
     Jobs with an id but no exit marker are looked up in the queue at the end,
     and so are jobs whose marker says a signal ended them (exit 128-299): the
     scheduler tells whether that was a time limit, a cancel or a node failure.
@@ -194,6 +208,8 @@ def probe_script(remote_root, stamps, runs, scheduler):
     out = [prelude(remote_root), PROBE_FNS, LIST_FN, "ids="]
     for key, stamp, products in stamps:
         out.append("s %s %s %s" % (q(key), q(stamp), " ".join(q(p) for p in products)))
+    for key, url, ref in heads:
+        out.append(_ls_remote(key, url, ref))
     by_parent = {}
     for run in runs:
         by_parent.setdefault(_split_rundir(run[1])[0], []).append(run)
@@ -254,7 +270,7 @@ def parse_probe(text, scheduler, runs=()):
     ``runs``: the (key, run directory, patterns) triples the script asked
     about; each gets an entry in ``jobs``.
     """
-    stamps, markers, listings, queue_lines = {}, {}, {}, []
+    stamps, markers, listings, queue_lines, heads = {}, {}, {}, [], {}
     section = parent = None
     for line in text.splitlines():
         if line.startswith(("@m ", "@ls ")):
@@ -273,6 +289,12 @@ def parse_probe(text, scheduler, runs=()):
         elif line.startswith("@s\t"):
             _tag, key, value = (line.split("\t", 2) + [""])[:3]
             stamps[key] = value or None
+        elif line.startswith("@g "):
+            words = line.split()
+            if len(words) == 4:
+                heads.setdefault(words[1], {})[words[3]] = words[2]
+    for key, refs in heads.items():
+        stamps[key] = json.dumps({"refs": refs}, sort_keys=True)
     # everything below is keyed by (parent, run name): the probe listed from inside ``parent``
     where = {key: _split_rundir(rundir) for key, rundir, _p in runs}
     prints, cancelled = {}, set()
@@ -343,9 +365,13 @@ def git_clone_script(remote_root, src, url, ref, stamp_sig):
     return prelude(remote_root) + (
         "s=%(src)s\n"
         'rm -f "$s/.hpcdo-stamp"\n'
-        'if [ -d "$s/.git" ]; then git -C "$s" fetch --tags origin || exit 1\n'
+        'if [ -d "$s/.git" ]; then git -C "$s" fetch -q --force --tags origin || exit 1\n'
         'else rm -rf "$s" && git clone %(url)s "$s" || exit 1; fi\n'
-        'git -C "$s" checkout -q -f %(ref)s 2>/dev/null || git -C "$s" checkout -q -f origin/%(ref)s || exit 1\n'
+        'if git -C "$s" rev-parse -q --verify "refs/remotes/origin/"%(ref)s"^{commit}" >/dev/null; then '
+        'c="origin/"%(ref)s; else c=%(ref)s; fi\n'
+        # a branch is followed to what was just fetched: a local branch of
+        # the same name would stay at the commit of the first clone
+        'git -C "$s" checkout -q -f --detach "$c^{commit}" || exit 1\n'
         'c=$(git -C "$s" rev-parse HEAD) || exit 1\n'
         "%(stamp)s\n"
         'printf "@commit %%s\\n" "$c"\n'

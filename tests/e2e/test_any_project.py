@@ -171,3 +171,58 @@ def test_a_local_tree_in_git_sends_nothing_gitignore_excludes(tool):
     with open(tool.file("tool/build/more.txt"), "w") as fh:
         fh.write("more\n")
     assert tool.doit("fetch_results").ran == []
+
+
+def _git(cwd, *args):
+    import subprocess
+    return subprocess.run(["git", "-C", str(cwd), "-c", "user.name=t", "-c", "user.email=t@t"] + list(args),
+                          check=True, capture_output=True, text=True).stdout.strip()
+
+
+def _publish(tool, bare):
+    """Put the bare repository where the machine can clone it; return its URL there."""
+    import subprocess
+    if tool.cluster is None:
+        return str(bare)
+    c = tool.cluster
+    home = c.ssh("echo $HOME").stdout.strip()
+    where = "%s/%s-upstream.git" % (home, tool.remote_root)
+    tar = subprocess.run(["tar", "-cf", "-", "-C", str(bare), "."], check=True, capture_output=True).stdout
+    subprocess.run(["ssh", "-i", c.key, "-p", str(c.port), "-o", "BatchMode=yes",
+                    "-o", "UserKnownHostsFile=" + c.known_hosts, "%s@%s" % (c.user, c.host),
+                    "rm -rf '%s' && mkdir -p '%s' && tar -xf - -C '%s'" % (where, where, where)],
+                   input=tar, check=True, capture_output=True)
+    return where
+
+
+def test_a_git_branch_is_followed(tool, tmp_path):
+    """10.9: a new commit on the recipe's branch left status 'up to date' and the old code built."""
+    upstream = tmp_path / "upstream"
+    anyproject.write_source(str(upstream), subdir=".")
+    _git(upstream.parent, "init", "-q", "-b", "main", str(upstream))
+    _git(upstream, "add", ".")
+    _git(upstream, "commit", "-q", "-m", "one")
+    first_commit = _git(upstream, "rev-parse", "HEAD")
+    bare = tmp_path / "bare.git"
+    _git(tmp_path, "clone", "-q", "--bare", str(upstream), str(bare))
+    url = _publish(tool, bare)
+    anyproject.write_recipe(tool.path, [("r", ["--bytes", 3, "x"])], source="Git(%r, 'main')" % url)
+
+    tool.doit("fetch_results")
+    assert "(commit %s)" % first_commit[:12] in tool.doit("status").out
+    assert tool.doit("fetch_results").ran == []
+
+    tool_c = upstream / "tool.c"
+    tool_c.write_text(tool_c.read_text().replace("tool: done", "tool: done twice"))
+    _git(upstream, "commit", "-q", "-am", "two")
+    second_commit = _git(upstream, "rev-parse", "HEAD")
+    _git(upstream, "push", "-q", str(bare), "main")
+    _publish(tool, bare)
+    status = tool.doit("status")
+    assert "main is now at %s" % second_commit[:12] in status.out, status
+    moved = tool.doit("fetch_results")
+    assert {"clone", "compile", "submit:r", "fetch_results:r"} <= set(moved.ran), moved
+    assert tool.remote("git -C tool/src rev-parse HEAD").strip() == second_commit
+    with open(os.path.join(tool.results("r"), "job.out")) as fh:
+        assert "tool: done twice" in fh.read()
+    assert tool.doit("fetch_results").ran == []
