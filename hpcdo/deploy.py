@@ -352,6 +352,73 @@ class Deployment:
         return all(f in present or ("/" in f and os.path.exists(os.path.join(where, f)))
                    for f in prov.get("files", []))
 
+    # -- why a step is stale (``doit info TASK``) ---------------------------------
+    def why_clone(self):
+        stamp = self.session.stamp(self.keys["clone"])
+        if not stamp:
+            return "the machine has no source of %s (or an upload was cut short)" % self.recipe.name
+        if isinstance(self.recipe.source, Git):
+            if stamp.get("sig") != self.clone_sig():
+                return "the recipe names another git URL or ref than the machine cloned"
+            return "%s now names commit %s; the machine has %s" % (
+                self.recipe.source.ref, self.remote_head()[:12], (stamp.get("commit") or "?")[:12])
+        return "the local tree changed since it was last sent"
+
+    def why_configure(self):
+        stamp = self.session.stamp(self.keys["configure"])
+        if not stamp:
+            return "never configured on %s, or the last configure failed or was cut short" % self.machine.name
+        return "the CMake options, CMake files, modules, environment or cmake command changed"
+
+    def why_compile(self):
+        stamp = self.session.stamp(self.keys["compile"])
+        if not stamp:
+            return "never compiled on %s, or configure ran since, or the last compile failed" % self.machine.name
+        return "the source changed since the last compile"
+
+    def why_geometry(self, gname):
+        if not self.session.stamp(self.geometry_key(gname)):
+            return "geometry %s is not on the machine" % gname
+        return "geometry %s changed since it was sent" % gname
+
+    def why_submit(self, run):
+        info = self.session.job(self.run_key(run))
+        state = info["state"]
+        if not self.submit_sig(run):
+            return "the executable is not built yet"
+        if not info["id"]:
+            return "run %s was never submitted" % run.name
+        if info["sig"] != self.submit_sig(run):
+            return ("the run's inputs changed since job %s (executable, geometry, run settings or "
+                    "jobscript)" % info["id"])
+        if state is JobState.CANCELLED:
+            return "job %s was cancelled" % info["id"]
+        if state in MACHINE_FAULTS:
+            return "job %s ended %s (the machine, not the program); %d retries left" % (
+                info["id"], state.value.upper(), self.retries_left(info))
+        return "job %s is %s" % (info["id"], state.value)
+
+    def why_wait(self, run):
+        info = self.session.job(self.run_key(run))
+        if info["state"].active:
+            return "job %s is %s" % (info["id"], info["state"].value)
+        if info["id"] and not info["state"].done:
+            return self.failure_line(run, info)
+        return "run %s has no completed job for its current inputs" % run.name
+
+    def why_fetch(self, run):
+        info = self.session.job(self.run_key(run))
+        if not info["state"].done:
+            return "run %s has no completed job to fetch from yet" % run.name
+        prov = read_provenance(self.results_dir(run))
+        if not prov:
+            return "%s holds no results" % os.path.relpath(self.results_dir(run), self.project_dir)
+        if str(prov.get("job_id", "")) != info["id"] or prov.get("signature") != info["sig"]:
+            return "the local results are from job %s; the machine has job %s" % (prov.get("job_id"), info["id"])
+        if prov.get("fingerprint") != info["fingerprint"]:
+            return "the results on the machine changed since they were fetched"
+        return "a fetched file is missing locally"
+
     # -- actions ------------------------------------------------------------------
     def sync(self):
         """Bring a local tree's edits to the machine if they are not there yet."""

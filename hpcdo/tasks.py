@@ -13,6 +13,8 @@ Every check asks the session, which asks the machine once; every action
 reports a failure as one doit ``TaskFailed`` with a plain message.
 """
 
+import inspect
+
 from doit.exceptions import TaskFailed
 
 from . import HpcdoError
@@ -33,14 +35,43 @@ def _action(func, *args):
     return action
 
 
-def _check(func, *args):
-    """A doit up-to-date callable; an error means 'stale', and the action will report it."""
-    def uptodate():
+class Check:
+    """doit's up-to-date hook for one step, with a readable reason when it is stale.
+
+    doit calls it to decide whether the step runs (an error means stale: the
+    action will report it), and ``doit info TASK`` prints it, which shows
+    :meth:`Deployment.why` (what the machine lacks) instead of a function's
+    repr.
+    """
+
+    # doit inspects each uptodate callable's signature for its magic
+    # arguments; a fixed one saves that work on every task of a no-op
+    __signature__ = inspect.Signature()
+
+    def __init__(self, func, args=(), why=None):
+        self.func, self.args, self.why = func, args, why
+        self.error = None
+
+    def __call__(self):
         try:
-            return bool(func(*args))
-        except HpcdoError:
+            return bool(self.func(*self.args))
+        except HpcdoError as exc:
+            self.error = str(exc)
             return False
-    return uptodate
+
+    def __str__(self):
+        if self.error:
+            return self.error
+        if self.why is None:
+            return "stale"
+        try:
+            return self.why(*self.args)
+        except HpcdoError as exc:
+            return str(exc)
+
+
+def _check(func, *args, why=None):
+    return Check(func, args, why)
 
 
 def _step(step, dep, many):
@@ -103,14 +134,14 @@ def generate(project, words=()):
         name = dep.recipe.name
         clone, configure, compile_ = (_step(s, dep, many) for s in ("clone", "configure", "compile"))
         yield _task(clone, "sync or clone %s's source to %s" % (name, machine),
-                    _action(dep.do_clone), _check(dep.clone_current), [])
+                    _action(dep.do_clone), _check(dep.clone_current, why=dep.why_clone), [])
         yield _task(configure, "run CMake for %s on %s" % (name, machine),
-                    _action(dep.do_configure), _check(dep.configure_current), [clone])
+                    _action(dep.do_configure), _check(dep.configure_current, why=dep.why_configure), [clone])
         yield _task(compile_, "build %s on %s" % (name, machine),
-                    _action(dep.do_compile), _check(dep.compile_current), [configure])
+                    _action(dep.do_compile), _check(dep.compile_current, why=dep.why_compile), [configure])
         for gname in dep.recipe.geometries:
             yield _task("send_geometry:" + gname, "upload geometry %s to %s" % (gname, machine),
-                        _action(dep.do_send_geometry, gname), _check(dep.geometry_current, gname), [])
+                        _action(dep.do_send_geometry, gname), _check(dep.geometry_current, gname, why=dep.why_geometry), [])
 
     if batch:
         # Every run this invocation submits goes in one remote command: each
@@ -128,12 +159,12 @@ def generate(project, words=()):
         if run.name in batch:
             deps.append("_submit_batch")
         yield _task("submit:" + run.name, "submit run %s on %s (once per inputs)" % (run.name, machine),
-                    _action(dep.do_submit, run), _check(dep.submit_current_here, run), deps)
+                    _action(dep.do_submit, run), _check(dep.submit_current_here, run, why=dep.why_submit), deps)
         yield _task("wait:" + run.name, "wait for run %s's job to end" % run.name,
-                    _action(dep.do_wait, run), _check(dep.wait_current, run), ["submit:" + run.name])
+                    _action(dep.do_wait, run), _check(dep.wait_current, run, why=dep.why_wait), ["submit:" + run.name])
         yield _task("fetch_results:" + run.name,
                     "fetch run %s's results into results/%s/%s/" % (run.name, machine, run.name),
-                    _action(dep.do_fetch, run), _check(dep.fetch_current, run), ["wait:" + run.name])
+                    _action(dep.do_fetch, run), _check(dep.fetch_current, run, why=dep.why_fetch), ["wait:" + run.name])
 
     yield {"basename": "jobscript", "pos_arg": "names", "verbosity": 2, "uptodate": [False],
            "doc": "print the jobscripts of the named runs for %s, without submitting: "

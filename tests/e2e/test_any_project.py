@@ -119,6 +119,15 @@ def test_a_failed_run_is_contained_and_waits_for_retry(tool):
     assert [t for t in second.ran if not t.startswith("wait:")] == [], second
     assert summary(second) == [failure[0].replace(job, remote_job_id(tool, "bad"))], second
 
+    info = tool.doit("info", "wait:bad", ok=None)  # why the step is stale, in words
+    assert failure[0] in info.out and "<function" not in info.out, info
+    import shutil
+    shutil.rmtree(tool.results("ok1"))
+    info = tool.doit("info", "fetch_results:ok1", ok=None)
+    assert "results/%s/ok1 holds no results" % tool.machine in info.out, info
+    refetched = tool.doit("fetch_results", ok=False)
+    assert "fetch_results:ok1" in refetched.ran and "fetch_results:ok2" not in refetched.ran, refetched
+
     retried = tool.doit("retry", "bad")
     assert "submitted job" in retried.out and remote_job_id(tool, "bad") != job, retried
     nothing = tool.doit("retry", "ok1")
