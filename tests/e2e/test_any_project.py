@@ -235,3 +235,55 @@ def test_a_git_branch_is_followed(tool, tmp_path):
     with open(os.path.join(tool.results("r"), "job.out")) as fh:
         assert "tool: done twice" in fh.read()
     assert tool.doit("fetch_results").ran == []
+
+
+def _submitted(tool, run, timeout=90):
+    """Wait until the machine records a job for ``run``; return its id."""
+    import time
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = remote_job_id(tool, run)
+        if job:
+            return job
+        time.sleep(0.3)
+    raise AssertionError("run %s was not submitted within %d s" % (run, timeout))
+
+
+def test_status_and_cancel_do_not_wait_behind_a_working_doit(tool):
+    """10.7: status and cancel waited for the per-machine lock of a doit that was waiting
+    for jobs: exactly when a user wants them."""
+    import time
+    from conftest import reaped
+    anyproject.make(tool, [("slow", ["--sleep", 120]), ("quick", ["--bytes", 1, "q"])])
+    with reaped(tool.popen("fetch_results")) as working:
+        job = _submitted(tool, "slow")
+        started = time.monotonic()
+        status = tool.doit("status", timeout=60)
+        assert time.monotonic() - started < 30
+        assert "run slow" in status.out and job in status.out, status
+        cancel = tool.doit("cancel", "slow", timeout=60)
+        assert "cancelled run slow (job %s)" % job in cancel.out, (cancel, status)
+        out, err = working.communicate(timeout=120)
+    assert working.returncode != 0 and "slow" in out + err
+    assert "CANCELLED" in out + err, out + err
+    assert read_bytes(tool, "quick", "q") == expected(1)
+
+
+def test_ctrl_c_says_what_keeps_running_in_one_line(tool):
+    """10.7: Ctrl-C during wait printed a 30-line traceback; now one line names the jobs that
+    keep running, and the next call picks them up without submitting again."""
+    import signal
+    from conftest import reaped
+    anyproject.make(tool, [("slow", ["--sleep", 4, "--bytes", 9, "s.dat"])])
+    with reaped(tool.popen("fetch_results")) as working:
+        job = _submitted(tool, "slow")
+        import time
+        time.sleep(1)          # into the wait
+        working.send_signal(signal.SIGINT)
+        out, err = working.communicate(timeout=60)
+    assert "Traceback" not in out + err, out + err
+    said = [line for line in err.splitlines() if line.startswith("hpcdo: interrupted")]
+    assert len(said) == 1 and "run slow (job %s)" % job in said[0] and "next call" in said[0], err
+    later = tool.doit("fetch_results")
+    assert "submit:slow" not in later.ran and remote_job_id(tool, "slow") == job, later
+    assert read_bytes(tool, "slow", "s.dat") == expected(9)
