@@ -7,9 +7,29 @@ picks one with ``launcher:`` and adds site options with
 ``launcher_options:``; ``run_command:`` (FabSim3's name) replaces the whole
 prefix when a site needs something no launcher here covers.
 
-Each launcher is its standard argument list with ``$cores``, ``$nodes``,
-``$corespernode`` (the machine's) and ``$cpn`` (this run's ranks per node)
-filled in per run.
+Each launcher is its standard argument list with ``$tasks`` (copies of
+the program: cores / threads), ``$threads`` (cores per task), ``$cores``
+(every core of the run: tasks x threads), ``$nodes``, ``$corespernode``
+(the machine's) and ``$cpn`` (this run's tasks per node) filled in per run;
+``launcher_options`` and ``run_command`` may use the same variables.  A run
+with threads > 1 also gets the launcher's thread option below, where the
+launcher documents one.  ``mpirun`` and ``mpiexec`` get none, because the
+option differs per MPI library: a machine adds its own in
+``launcher_options`` (Open MPI 4: ``--map-by slot:PE=$threads``; Cray
+PALS ``mpiexec``: ``--depth=$threads --cpu-bind depth``).
+
+=========  ==========================  ======================================
+launcher   words                       threads > 1 adds
+=========  ==========================  ======================================
+none       (the program alone)         -
+srun       srun --ntasks=$tasks        --cpus-per-task=$threads (srun takes
+                                       it no longer from the job since 22.05)
+mpirun     mpirun -np $tasks           - (per MPI, see above)
+mpiexec    mpiexec -n $tasks           - (per MPI, see above)
+aprun      aprun -n $tasks -N $cpn     -d $threads (depth: cores per PE)
+ibrun      ibrun                       - (takes the layout from the job)
+yhrun      yhrun -n $tasks             -c $threads (Tianhe's srun)
+=========  ==========================  ======================================
 """
 
 import string
@@ -19,15 +39,22 @@ from . import ConfigError
 #: launcher name -> its prefix, before the machine's launcher_options
 LAUNCHERS = {
     "none": "",
-    "srun": "srun --ntasks=$cores",
-    "mpirun": "mpirun -np $cores",
-    "mpiexec": "mpiexec -n $cores",
-    "aprun": "aprun -n $cores -N $corespernode",
+    "srun": "srun --ntasks=$tasks",
+    "mpirun": "mpirun -np $tasks",
+    "mpiexec": "mpiexec -n $tasks",
+    "aprun": "aprun -n $tasks -N $cpn",
     "ibrun": "ibrun",                      # takes the task count from the job
-    "yhrun": "yhrun -n $cores",
+    "yhrun": "yhrun -n $tasks",
 }
 
-VARIABLES = ("cores", "nodes", "corespernode", "cpn")
+#: launcher name -> its option for a run with threads > 1 (after its prefix)
+THREAD_OPTIONS = {
+    "srun": "--cpus-per-task=$threads",
+    "aprun": "-d $threads",
+    "yhrun": "-c $threads",
+}
+
+VARIABLES = ("cores", "nodes", "corespernode", "cpn", "threads", "tasks")
 
 
 def _fill(text, values, what):
@@ -38,14 +65,16 @@ def _fill(text, values, what):
                           % (what, text, exc, ", ".join("$" + v for v in VARIABLES)))
 
 
-def prefix(machine, cores, nodes, corespernode, cpn):
+def prefix(machine, values):
     """The launcher words that go before the executable, for one run, as shell text.
 
-    ``run_command`` wins if set; otherwise the launcher's own arguments
-    followed by ``launcher_options``.  The values are whole numbers and the
-    rest comes from the machine file, which is the user's own shell text.
+    ``values`` holds each of :data:`VARIABLES` for the run.  ``run_command``
+    wins if set; otherwise the launcher's own arguments (and its thread
+    option when threads > 1) followed by ``launcher_options``.  The values
+    are whole numbers and the rest comes from the machine file, which is the
+    user's own shell text.
     """
-    values = {"cores": cores, "nodes": nodes, "corespernode": corespernode, "cpn": cpn}
+    assert set(values) == set(VARIABLES), sorted(values)
     if machine.run_command:
         return _fill(machine.run_command, values, "machine %s: run_command" % machine.name).strip()
     name = machine.launcher or "none"
@@ -53,6 +82,8 @@ def prefix(machine, cores, nodes, corespernode, cpn):
         raise ConfigError("machine %s: unknown launcher '%s'; known launchers: %s"
                           % (machine.name, name, ", ".join(sorted(LAUNCHERS))))
     words = [LAUNCHERS[name]]
+    if values["threads"] > 1:
+        words.append(THREAD_OPTIONS.get(name, ""))
     if machine.launcher_options:
         if name == "none":
             raise ConfigError("machine %s: launcher_options %r need a launcher (launcher: none)"

@@ -20,13 +20,42 @@ which geometry files it reads and which runs to make::
                cores=1, walltime="00:05:00")
 
 Paths are relative to the project directory (where ``dodo.py`` is).  In
-``args``, ``{geometry}`` becomes the geometry file's name inside the run
-directory, ``{cores}`` the run's core count and ``{run}`` its name; every
-argument reaches the job's shell quoted, exactly as written.  Jobs run in
-their own run directory, which holds a snapshot of the executable and the
-geometry, so rebuilding while a job waits in the queue never changes it.
+``args`` and in the values of a run's ``env``, ``{geometry}`` becomes the
+geometry file's name inside the run directory, ``{run}`` the run's name,
+and ``{cores}``, ``{threads}``, ``{tasks}`` and ``{nodes}`` its layout (see
+below); every argument and value reaches the job's shell quoted, exactly as
+written (``{{`` and ``}}`` for literal braces).  Jobs run in their own run
+directory, which holds a snapshot of the executable and the geometry, so
+rebuilding while a job waits in the queue never changes it.
+
+Cores, threads, tasks and nodes
+-------------------------------
+``cores`` is every core the run uses: its tasks (MPI ranks, copies the
+launcher starts) times ``threads``, the cores each task gets (OpenMP
+threads; default 1).  ``cores=N`` on the command line overrides a run's
+cores, and a run with no cores takes the machine's ``cores``.  With the
+machine's ``corespernode`` C::
+
+    tasks          = cores / threads        (cores must be a multiple of threads)
+    tasks per node = C // threads           (threads must not exceed C)
+    nodes          = the run's nodes=, which must hold the tasks
+                     (nodes x tasks per node >= tasks, nodes <= tasks),
+                     else ceil(tasks / tasks per node)
+    cpn            = ceil(tasks / nodes)    (tasks per node the job asks for)
+
+Without ``corespernode`` nodes are the run's ``nodes`` or 1.  So
+``cores=256, threads=4`` on 128-core nodes is 64 tasks of 4 threads, 32 per
+node, on 2 nodes: Slurm ``--ntasks=64 --nodes=2 --ntasks-per-node=32
+--cpus-per-task=4``, PBS ``select=2:ncpus=128:mpiprocs=32:ompthreads=4``,
+LSF ``-n 64 -R "span[ptile=32] affinity[core(4)]"``, Grid Engine 256 slots
+of the machine's ``pe``.  A job whose run has threads > 1 exports
+``OMP_NUM_THREADS`` (and, under Slurm, ``SRUN_CPUS_PER_TASK``) = threads,
+before the run's own ``env``; the launcher gets its thread option where it
+has one (see :mod:`hpcdo.launchers`).  Any layout that cannot be met is one
+error line before anything is submitted.
 """
 
+import collections
 import re
 import string
 
@@ -38,7 +67,14 @@ OPTION_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(:[A-Z]+)?\Z")
 ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 # output patterns are expanded by the remote shell, so only safe glob text
 OUTPUT_RE = re.compile(r"^[A-Za-z0-9_.*?\[\]-]+(/[A-Za-z0-9_.*?\[\]-]+)*\Z")
-ARG_FIELDS = ("geometry", "cores", "run")
+#: the {fields} of args and run env values
+ARG_FIELDS = ("geometry", "cores", "threads", "tasks", "nodes", "run")
+#: values of the right type for each field, to try a format spec like {cores:04d} early
+_SAMPLE_FIELDS = {"geometry": "g.gmy", "cores": 1, "threads": 1, "tasks": 1, "nodes": 1, "run": "r"}
+
+#: one run's place on a machine (see the module docstring): cores = tasks x threads,
+#: cpn = tasks per node the job asks for
+Layout = collections.namedtuple("Layout", "cores threads tasks nodes cpn")
 
 
 def check_name(kind, value):
@@ -124,13 +160,43 @@ class Git:
         return "git %s @ %s" % (self.url, self.ref)
 
 
-class Run:
-    """One job: a geometry, arguments, cores and a wall time."""
+def _positive(value):
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
-    def __init__(self, recipe, name, geometry, args, cores, walltime, env, outputs, nodes):
+
+def _check_fields(label, what, text, geometry):
+    """``text`` of an argument or env value: its {fields} known, their format specs valid."""
+    if "\r" in text or "\0" in text:
+        # a jobscript line with a carriage return reads as a DOS file
+        # to sbatch; a NUL cannot pass through a shell at all
+        raise ConfigError("%s: %s %r holds a carriage return or NUL byte, which no "
+                          "jobscript can carry" % (label, what, text))
+    known = ", ".join("{%s}" % f for f in ARG_FIELDS[:-1]) + " and {%s}" % ARG_FIELDS[-1]
+    try:
+        fields = [field for _text, field, _spec, _conv in string.Formatter().parse(text)
+                  if field is not None]
+    except ValueError as exc:
+        raise ConfigError("%s: %s %r: %s (write {{ and }} for literal braces)" % (label, what, text, exc))
+    for field in fields:
+        if field not in ARG_FIELDS:
+            raise ConfigError("%s: %s %r uses {%s}; only %s are known (write {{ and }} for literal "
+                              "braces)" % (label, what, text, field, known))
+        if field == "geometry" and geometry is None:
+            raise ConfigError("%s: %s %r uses {geometry} but the run has none" % (label, what, text))
+    try:
+        text.format(**_SAMPLE_FIELDS)
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+        raise ConfigError("%s: %s %r: %s" % (label, what, text, exc))
+    return text
+
+
+class Run:
+    """One job: a geometry, arguments, cores, threads, nodes and a wall time."""
+
+    def __init__(self, recipe, name, geometry, args, cores, walltime, env, outputs, nodes, threads=1):
         self.recipe = recipe
         self.name = check_name("run", name)
-        label = "run %s" % name
+        label = self.label = "run %s" % name
         if geometry is not None and geometry not in recipe.geometries:
             raise ConfigError("%s: unknown geometry %r (the recipe has: %s)"
                               % (label, geometry, ", ".join(sorted(recipe.geometries)) or "none"))
@@ -141,41 +207,76 @@ class Run:
         for arg in args:
             if not isinstance(arg, (str, int, float)) or isinstance(arg, bool):
                 raise ConfigError("%s: argument %r must be a string or number" % (label, arg))
-            arg = str(arg)
-            if "\r" in arg or "\0" in arg:
-                # a jobscript line with a carriage return reads as a DOS file
-                # to sbatch; a NUL cannot pass through a shell at all
-                raise ConfigError("%s: argument %r holds a carriage return or NUL byte, which no "
-                                  "jobscript can carry" % (label, arg))
-            for _text, field, _spec, _conv in string.Formatter().parse(arg):
-                if field is not None and field not in ARG_FIELDS:
-                    raise ConfigError("%s: argument %r uses {%s}; only {geometry}, {cores} and {run} "
-                                      "are known (write {{ and }} for literal braces)" % (label, arg, field))
-                if field == "geometry" and geometry is None:
-                    raise ConfigError("%s: argument %r uses {geometry} but the run has none" % (label, arg))
-            self.args.append(arg)
-        if cores is not None and (not isinstance(cores, int) or isinstance(cores, bool) or cores < 1):
+            self.args.append(_check_fields(label, "argument", str(arg), geometry))
+        if cores is not None and not _positive(cores):
             raise ConfigError("%s: cores must be a positive integer" % label)
         self.cores = cores
-        if nodes is not None and (not isinstance(nodes, int) or isinstance(nodes, bool) or nodes < 1):
+        if not _positive(threads):
+            raise ConfigError("%s: threads must be a positive integer" % label)
+        self.threads = threads
+        if cores is not None and cores % threads:
+            raise ConfigError("%s: cores=%d is not a multiple of threads=%d (cores counts every core: "
+                              "tasks x threads)" % (label, cores, threads))
+        if nodes is not None and not _positive(nodes):
             raise ConfigError("%s: nodes must be a positive integer" % label)
         self.nodes = nodes
         if not isinstance(walltime, str) or not WALLTIME_RE.match(walltime):
             raise ConfigError("%s: walltime %r must look like HH:MM:SS or D-HH:MM:SS" % (label, walltime))
         self.walltime = walltime
         self.env = _check_env(label, env)
+        for key, value in self.env.items():
+            _check_fields(label, "env %s value" % key, value, geometry)
         self.outputs = recipe.outputs if outputs is None else _check_outputs(label, outputs)
 
-    def argv(self, cores, geometry_file):
-        """The arguments with {geometry}, {cores} and {run} filled in."""
-        values = {"geometry": geometry_file or "", "cores": cores, "run": self.name}
-        return [arg.format(**values) for arg in self.args]
+    def layout(self, cores, corespernode, cores_from="", machine=""):
+        """The run's :data:`Layout` for ``cores`` on nodes of ``corespernode`` cores (None: unknown).
+
+        ``cores_from`` says where ``cores`` came from and ``machine`` names the
+        machine, for the one-line error when the layout cannot be met.
+        """
+        label, threads = self.label, self.threads
+        said = "cores=%d%s" % (cores, " (%s)" % cores_from if cores_from else "")
+        if cores % threads:
+            raise ConfigError("%s: %s is not a multiple of threads=%d (cores counts every core: "
+                              "tasks x threads)" % (label, said, threads))
+        tasks = cores // threads
+        nodes = self.nodes
+        if corespernode:
+            on = "corespernode=%d%s" % (corespernode, " of machine %s" % machine if machine else "")
+            if threads > corespernode:
+                raise ConfigError("%s: threads=%d do not fit on one node (%s)" % (label, threads, on))
+            per_node = corespernode // threads
+            needed = -(-tasks // per_node)
+            if nodes is None:
+                nodes = needed
+            elif nodes < needed:
+                raise ConfigError("%s: nodes=%d cannot hold %d tasks of %d threads (%s): a node holds "
+                                  "%d, so %s needs nodes=%d or more"
+                                  % (label, nodes, tasks, threads, on, per_node, said, needed))
+        nodes = nodes or 1
+        if nodes > tasks:
+            raise ConfigError("%s: nodes=%d is more than its %d task%s (%s, threads=%d): a node would "
+                              "have nothing to run" % (label, nodes, tasks, "s"[:tasks != 1], said, threads))
+        return Layout(cores, threads, tasks, nodes, -(-tasks // nodes))
+
+    def fields(self, layout, geometry_file):
+        """The values of the {fields} in args and env, for one layout."""
+        return {"geometry": geometry_file or "", "cores": layout.cores, "threads": layout.threads,
+                "tasks": layout.tasks, "nodes": layout.nodes, "run": self.name}
+
+    def argv(self, fields):
+        """The arguments with their {fields} filled in."""
+        return [arg.format(**fields) for arg in self.args]
+
+    def environment(self, fields):
+        """The run's env with its {fields} filled in."""
+        return {key: value.format(**fields) for key, value in self.env.items()}
 
     def spec(self):
         """Everything about the run that decides its result (for its signature)."""
         return {"name": self.name, "geometry": self.geometry, "args": self.args,
-                "cores": self.cores, "nodes": self.nodes, "walltime": self.walltime,
-                "env": self.env, "outputs": self.outputs}
+                "cores": self.cores, "threads": self.threads, "nodes": self.nodes,
+                "walltime": self.walltime, "env": self.env, "outputs": self.outputs}
 
 
 class Recipe:
@@ -220,11 +321,20 @@ class Recipe:
         self.path = None
 
     def run(self, name, geometry=None, args=(), cores=None, walltime="00:10:00", env=None,
-            outputs=None, nodes=None):
-        """Add a run; ``cores`` defaults to the machine's ``cores`` setting."""
+            outputs=None, nodes=None, threads=1):
+        """Add a run: one job of the recipe's executable.
+
+        ``cores``: every core of the run, tasks x ``threads`` (default: the
+        machine's ``cores``; ``cores=N`` on the command line wins).
+        ``threads``: cores per task (OpenMP threads), default 1; cores must be
+        a multiple of it.  ``nodes``: how many nodes to spread the tasks over
+        (default: as few as the machine's ``corespernode`` allows).  The
+        module docstring gives the arithmetic.  ``args`` and ``env`` values
+        may use {geometry}, {cores}, {threads}, {tasks}, {nodes} and {run}.
+        """
         if name in self.runs:
             raise ConfigError("recipe %s: run %r is defined twice" % (self.name, name))
-        run = Run(self, name, geometry, args, cores, walltime, env, outputs, nodes)
+        run = Run(self, name, geometry, args, cores, walltime, env, outputs, nodes, threads)
         self.runs[name] = run
         return run
 

@@ -1,0 +1,26 @@
+#!/bin/bash
+#BSUB -J hybrid-wide
+#BSUB -n 64
+#BSUB -R "span[ptile=32] affinity[core(4)]"
+#BSUB -W 1:00
+#BSUB -q standard
+#BSUB -P proj1
+#BSUB -o job.out
+#BSUB -e job.out
+# bsub reads the script from stdin: run where it was submitted
+if [ -n "${LS_SUBCWD:-}" ]; then cd "$LS_SUBCWD" || exit 1; fi
+# Written by hpcdo: run wide of recipe hybrid on machine hybrid-lsf.
+# It runs in its run directory and leaves job.started and job.exit (exit code
+# and time) behind, so the outcome is known even when the scheduler forgets it.
+hpcdo_exit() {
+    printf '%s %s\n' "$1" "$(date +%s)" > job.exit.tmp && mv -f job.exit.tmp job.exit
+    exit "$1"
+}
+trap 'hpcdo_exit 143' TERM
+trap 'hpcdo_exit 130' INT
+printf '%s %s\n' "$$" "$(date +%s)" > job.started
+export OMP_NUM_THREADS=4 || { echo "hpcdo: job setup step 1 failed" >&2; hpcdo_exit 98; }
+export HYBRID_LABEL='wide: 256 cores on 2 nodes' || { echo "hpcdo: job setup step 2 failed" >&2; hpcdo_exit 98; }
+export OMP_PLACES=cores || { echo "hpcdo: job setup step 3 failed" >&2; hpcdo_exit 98; }
+mpirun -np 64 ./hybrid --geometry cube.gmy --ranks 64 --threads 4
+hpcdo_exit $?

@@ -1,0 +1,24 @@
+#!/bin/bash
+#$ -N hybrid-wide
+#$ -S /bin/bash
+#$ -cwd
+#$ -o job.out -j y
+#$ -l h_rt=01:00:00
+#$ -pe mpi 256
+#$ -q standard
+#$ -P proj1
+# Written by hpcdo: run wide of recipe hybrid on machine hybrid-sge.
+# It runs in its run directory and leaves job.started and job.exit (exit code
+# and time) behind, so the outcome is known even when the scheduler forgets it.
+hpcdo_exit() {
+    printf '%s %s\n' "$1" "$(date +%s)" > job.exit.tmp && mv -f job.exit.tmp job.exit
+    exit "$1"
+}
+trap 'hpcdo_exit 143' TERM
+trap 'hpcdo_exit 130' INT
+printf '%s %s\n' "$$" "$(date +%s)" > job.started
+export OMP_NUM_THREADS=4 || { echo "hpcdo: job setup step 1 failed" >&2; hpcdo_exit 98; }
+export HYBRID_LABEL='wide: 256 cores on 2 nodes' || { echo "hpcdo: job setup step 2 failed" >&2; hpcdo_exit 98; }
+export OMP_PLACES=cores || { echo "hpcdo: job setup step 3 failed" >&2; hpcdo_exit 98; }
+mpirun -np 64 ./hybrid --geometry cube.gmy --ranks 64 --threads 4
+hpcdo_exit $?
