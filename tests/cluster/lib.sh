@@ -59,6 +59,14 @@ SLURMD_PIDFILE=$RUN_DIR/slurmd.pid
 SLURMCTLD_LOG=$LOG_DIR/slurmctld.log
 SLURMD_LOG=$LOG_DIR/slurmd.log
 SLURM_PARTITION=debug
+# Planning only: partition "multi" of CLOUD nodes that no slurmd backs, so that
+# `sbatch --test-only -p multi` checks multi-node and threaded layouts (Slurm
+# plans on powered-down CLOUD nodes; it refuses DOWN ones and does not list
+# FUTURE ones). A job really submitted there is never started: it stays
+# CONFIGURING until cancelled. Never the default partition.
+SLURM_MULTI_PARTITION=multi
+SLURM_MULTI_NODES="virt[1-4]"
+SLURM_MULTI_CPUS=8
 
 # Grid Engine keeps Debian's layout: the client wrappers in /usr/bin default
 # to SGE_ROOT=/var/lib/gridengine SGE_CELL=default (no environment needed),
@@ -515,6 +523,11 @@ SlurmctldDebug=info
 SlurmdDebug=info
 NodeName=$host CPUs=$cpus RealMemory=$mem_mb State=UNKNOWN
 PartitionName=$SLURM_PARTITION Nodes=$host Default=YES MaxTime=INFINITE State=UP
+# virtual nodes for sbatch --test-only (see SLURM_MULTI_PARTITION); PrivateData=cloud
+# lists them in sinfo while powered down
+PrivateData=cloud
+NodeName=$SLURM_MULTI_NODES CPUs=$SLURM_MULTI_CPUS RealMemory=1024 State=CLOUD
+PartitionName=$SLURM_MULTI_PARTITION Nodes=$SLURM_MULTI_NODES Default=NO MaxTime=INFINITE State=UP
 EOF
     chmod 644 "$tmp"
     install_if_changed "$tmp" "$SLURM_CONF"
