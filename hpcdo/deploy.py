@@ -610,20 +610,20 @@ class Deployment:
     def do_wait(self, run):
         key = self.run_key(run)
         self.session.monitor.track(key, self.run_dir(run), run.outputs)
-        notes = []
         while True:
             info = self.session.monitor.wait(key)
             if info["state"].done:
-                return "\n".join(notes + ["job %s completed" % info["id"]])
+                return "job %s completed" % info["id"]
             if not (info["state"] in MACHINE_FAULTS and info["sig"] == self.submit_sig(run)
                     and self.retries_left(info)):
                 break
-            # the machine lost the job, not the program: submit it again now
-            notes.append("job %s ended %s: the machine, not the program, ended it; submitting it again"
-                         % (info["id"], info["state"].value.upper()))
-            notes.append(self.submit_one(run))
-        for note in notes:
-            print(note)
+            # the machine lost the job, not the program: submit it again now,
+            # and say so where the user sees it whatever the verbosity
+            lost = "hpcdo: run %s: job %s ended %s (the machine ended it, not the program); " % (
+                run.name, info["id"], info["state"].value.upper())
+            done = self.submit_one(run)
+            sys.stderr.write(lost + done.replace("submitted job", "submitted it again as job") + "\n")
+            sys.stderr.flush()
         tail = self.session.remote.run(scripts.tail_script(self.machine.remote_root, self.run_dir(run)),
                                        what="tail " + run.name, check=False).text.rstrip()
         if tail:

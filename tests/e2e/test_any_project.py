@@ -287,3 +287,41 @@ def test_ctrl_c_says_what_keeps_running_in_one_line(tool):
     later = tool.doit("fetch_results")
     assert "submit:slow" not in later.ran and remote_job_id(tool, "slow") == job, later
     assert read_bytes(tool, "slow", "s.dat") == expected(9)
+
+
+def test_a_job_the_machine_loses_is_submitted_again_by_itself(local_project):
+    """10.5: a job killed outright (no exit marker, gone from the queue) is the machine's
+    doing, not the program's: the waiting call submits it again, up to ``retries``."""
+    import signal
+    import time
+    from conftest import reaped
+    tool = local_project
+    anyproject.make(tool, [("victim", ["--sleep", 3, "--bytes", 4, "v.dat"])])
+    with reaped(tool.popen("fetch_results")) as working:
+        first = _submitted(tool, "victim")
+        time.sleep(0.5)
+        os.killpg(int(first), signal.SIGKILL)              # a node failure, as far as hpcdo can see
+        out, err = working.communicate(timeout=120)
+    assert working.returncode == 0, out + err
+    second = remote_job_id(tool, "victim")
+    said = "hpcdo: run victim: job %s ended LOST (the machine ended it, not the program); " \
+           "submitted it again as job %s" % (first, second)
+    assert said in err.splitlines(), err
+    assert second != first and read_bytes(tool, "victim", "v.dat") == expected(4)
+    assert tool.remote("cat tool/runs/victim/job.tries").strip() == "2"
+
+    # with retries=0 a lost job waits for the user
+    anyproject.write_recipe(tool.path, [("victim", ["--sleep", 3, "--bytes", 5, "v.dat"])])
+    with reaped(tool.popen("fetch_results", "retries=0")) as working:
+        deadline = time.monotonic() + 60
+        while remote_job_id(tool, "victim") in (second, "") and time.monotonic() < deadline:
+            time.sleep(0.2)
+        third = remote_job_id(tool, "victim")
+        time.sleep(0.5)
+        os.killpg(int(third), signal.SIGKILL)
+        out, err = working.communicate(timeout=120)
+    assert working.returncode != 0 and "submitted it again" not in err, out + err
+    lines = summary(type("Said", (), {"out": out + err})())
+    assert len(lines) == 1 and lines[0].startswith("run victim: job %s on localhost ended LOST" % third)
+    assert "retry victim" in lines[0]
+    assert tool.doit("fetch_results", "retries=0", ok=False).ran == ["wait:victim"]

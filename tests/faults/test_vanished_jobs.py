@@ -9,7 +9,9 @@ the run directory is made to name a job id the controller has forgotten:
 the state the machine is in once MinJobAge has passed.
 
 The exit marker the jobscript leaves decides the outcome; without one the
-job is LOST, said so quickly (no hang), and submitted again by the next call.
+job is LOST, said so quickly (no hang), and submitted again by itself up to
+the machine's ``retries``.  A failed marker is the program's failure: it is
+not submitted again until the inputs change or ``retry`` asks for it.
 (Whether the resubmitted job's results are then fetched is the business of
 test_scratch_purge.py's provenance checks.)
 """
@@ -63,14 +65,19 @@ def test_forgotten_job_with_marker_counts_as_completed(forgotten, tmp_path):
     assert status_of(fresh, "a").startswith("%s completed" % gone)
 
 
-def test_forgotten_job_with_failed_marker_is_failed_and_resubmitted(forgotten):
+def test_forgotten_job_with_failed_marker_is_failed_until_retried(forgotten):
     project, gone = forgotten
     project.remote("printf '2 %s\\n' \"$(date +%s)\" > lbflow/runs/a/job.exit")
     assert status_of(project, "a").startswith("%s failed" % gone)
     start = time.monotonic()
-    out = project.doit("fetch_results")
+    failed = project.doit("fetch_results", ok=False)
     assert time.monotonic() - start < 60
-    assert "submit:a" in out.ran, out
+    assert "submit:a" not in failed.ran and "FAILED with exit code 2" in failed.out, failed
+    assert project.remote("cat lbflow/runs/a/job.id").strip() == gone
+    retried = project.doit("retry", "a")
+    assert "submitted job" in retried.out, retried
+    out = project.doit("fetch_results")
+    assert "fetch_results:a" in out.ran, out
     new = project.remote("cat lbflow/runs/a/job.id").strip()
     assert new != gone and len(jobs_for(project, "a")) == 2
     assert status_of(project, "a").startswith("%s completed" % new)
@@ -109,26 +116,38 @@ def test_sge_job_gone_without_accounting_is_known_by_its_marker(sge_project, tmp
     assert status_of(fresh, "a").startswith("%s completed" % job)
 
 
-def test_sge_job_killed_without_marker_or_accounting_is_reported_lost(sge_project):
+def _kill_when_started(project, after=None):
+    """qdel the run's job once it has started (and is not job ``after``); return its id."""
+    def started():
+        job = project.remote("cat lbflow/runs/long/job.id 2>/dev/null").strip()
+        return job and job != after and project.remote("cat lbflow/runs/long/job.started 2>/dev/null").strip()
+    wait_until(started, timeout=120, what="the job to start")
+    job = project.remote("cat lbflow/runs/long/job.id").strip()
+    project.cluster.ssh("qdel %s" % job)
+    return job
+
+
+def test_sge_job_killed_without_marker_or_accounting_is_submitted_again_once(sge_project):
     """qdel kills the job with SIGKILL (no marker); Grid Engine forgets it; no accounting:
-    the waiting call says the job is lost within seconds, and the next call submits it again."""
+    the job is LOST, which is the machine's doing, so the waiting call submits it again by
+    itself (retries: 1); when that one is lost too, it says so within seconds."""
     project = sge_project
     write_recipe(project, [LONG])
     proc = project.popen("fetch_results", NO_QACCT)
     with reaped(proc):
-        wait_until(lambda: project.remote("cat lbflow/runs/long/job.started 2>/dev/null").strip(),
-                   timeout=120, what="the job to start")
-        job = project.remote("cat lbflow/runs/long/job.id").strip()
-        project.cluster.ssh("qdel %s" % job)
+        first = _kill_when_started(project)
+        second = _kill_when_started(project, after=first)
         rc, output, took = ends_soon(proc, time.monotonic())
     assert rc != 0
     assert "Traceback" not in output, output
     assert took < 60, "the wait hung for %d s on a job that no longer exists" % took
-    assert "LOST" in output and job in output, output
+    assert "job %s ended LOST" % first in output and "submitting it again" in output, output
+    assert "job %s on testsge ended LOST" % second in output and "retry long" in output, output
     assert project.remote("cat lbflow/runs/long/job.exit 2>/dev/null").strip() == ""
-    again = project.doit("submit:long", NO_QACCT)
-    no_traceback(again)
-    assert again.ran == ["submit:long"], again
+    again = project.doit("submit:long", NO_QACCT)             # retries used up: left alone
+    assert again.ran == [] and project.remote("cat lbflow/runs/long/job.id").strip() == second, again
+    retried = project.doit("retry", "long", NO_QACCT)
+    no_traceback(retried)
     new = project.remote("cat lbflow/runs/long/job.id").strip()
-    assert new and new != job
+    assert new and new not in (first, second), retried
     project.cluster.ssh("qdel %s >/dev/null 2>&1" % new, check=False)
