@@ -121,8 +121,9 @@ def test_fresh_clone_and_scratch_purge(project, tmp_path):
     assert project.remote("ls lbflow/build/lbflow").strip() == "lbflow/build/lbflow"
 
 
-def test_failed_job_reports_and_resubmits(project):
-    """Acceptance i: a job exiting non-zero fails wait with state and output tail; next call resubmits."""
+def test_failed_job_reports_and_waits_for_retry(project):
+    """Acceptance i: a job exiting non-zero fails wait with state and output tail; the next call
+    does not submit it again with the same inputs (it would fail the same way); retry does."""
     from conftest import write_recipe
     write_recipe(project, [("good", "straight", ["--geometry", "{geometry}", "--steps", 200]),
                            ("bad", "straight", ["--geometry", "{geometry}", "--tau", 0.4])])
@@ -131,6 +132,10 @@ def test_failed_job_reports_and_resubmits(project):
     assert "FAILED" in out.out and "exit code 2" in out.out, out
     assert "tau" in out.out, out            # lbflow's own error line, from the job's output
     assert "Traceback" not in out.out
+    first = project.remote("cat lbflow/runs/bad/job.id").strip()
     out = project.doit("fetch_results:bad", ok=False)
-    assert "submit:bad" in out.ran, out
-    assert project.remote("ls runs 2>/dev/null; ls lbflow/runs/bad/previous").split()  # old attempt kept
+    assert "submit:bad" not in out.ran and "retry bad" in out.out, out
+    assert project.remote("cat lbflow/runs/bad/job.id").strip() == first
+    project.doit("retry", "bad")
+    assert project.remote("cat lbflow/runs/bad/job.id").strip() != first
+    assert project.remote("ls lbflow/runs/bad/previous").split() == [first]  # old attempt kept

@@ -57,7 +57,7 @@ def test_scancel_by_hand_is_reported_and_resubmitted(slurm_project, case):
     assert "Traceback" not in output, output
     assert took < 30, "the wait took %d s to notice the cancel" % took
     assert "CANCELLED" in output and job in output, output
-    assert "resubmitted on the next call" in output, output
+    assert "the next call submits it again" in output, output
     assert status_of(project, "long", *args).startswith("%s cancelled" % job)
 
     again = project.doit("submit:long", *args)
