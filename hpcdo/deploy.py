@@ -627,7 +627,7 @@ class Deployment:
         tail = self.session.remote.run(scripts.tail_script(self.machine.remote_root, self.run_dir(run)),
                                        what="tail " + run.name, check=False).text.rstrip()
         if tail:
-            print("last lines of run %s's job.out:\n%s" % (run.name, "\n".join(
+            sys.stderr.write("last lines of run %s's job.out:\n%s\n" % (run.name, "\n".join(
                 "  " + line for line in tail.splitlines())))
         raise HpcdoError(self.failure_line(run, info))
 

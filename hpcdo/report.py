@@ -3,9 +3,10 @@
 doit's own console reporter prints a failed task's message, then an
 ``UnmetDependency`` block for every task after it (a run's fetch, the
 ``fetch_results`` group), then the failed task's captured output again.
-Here a failure is printed once, with what its action printed (the last
-lines of a job's log), tasks skipped because of it are not reported as
-failures of their own, and the call ends with one line per failure.
+Here a failure is printed once (what its action wrote to stderr, such as
+the last lines of a job's log, is already on the screen), tasks skipped
+because of it are not reported as failures of their own, and the call
+ends with one line per failure.
 """
 
 from doit.exceptions import UnmetDependency
@@ -24,9 +25,6 @@ class Reporter(ConsoleReporter):
             self.skipped.append(task.name)
             return
         self.failures.append({"task": task, "exception": fail})
-        out = "".join(a.out for a in task.actions if getattr(a, "out", None))
-        if out:
-            self.write(out if out.endswith("\n") else out + "\n")
         self.write("FAILED %s: %s\n" % (task.name, fail.get_msg().rstrip("\n")))
 
     def complete_run(self):
