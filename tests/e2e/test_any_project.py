@@ -38,7 +38,12 @@ def summary(out):
     lines = out.out.splitlines()
     heads = [i for i, line in enumerate(lines) if line.endswith(" failed:") and line[0].isdigit()]
     assert len(heads) == 1, out
-    return [line.strip() for line in lines[heads[0] + 1:] if line.startswith("  ")]
+    said = []
+    for line in lines[heads[0] + 1:]:
+        if not line.startswith("  "):
+            break
+        said.append(line.strip())
+    return said
 
 
 def run_tasks(out, step):
