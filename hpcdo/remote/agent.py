@@ -12,7 +12,21 @@ Protocol, per client connection (one command): the client sends one JSON
 line ``{"script": ..., "what": ...}`` then stdin as frames; the agent
 answers with stdout frames, then one JSON line with the exit code and
 stderr.  A frame is a 4-byte big-endian length and that many bytes; an
-empty frame ends a stream.
+empty frame ends a stream.  ``{"ping": true}`` is answered with the agent's
+hpcdo version, code identity, pid and count of commands served;
+``{"retire": true}`` makes it stop taking connections and exit once the
+commands it is running have ended.
+
+An agent serves only calls running the same code as itself: another
+checkout, version or edit of hpcdo may speak another protocol or treat the
+machine differently.  The code's identity (the version and a hash of the
+package's sources) is part of the socket's name, so the agents of two
+checkouts coexist and calls alternating between them each reuse their own;
+an agent found on this code's socket that reports other code (one started
+by hand, or from files edited since) is retired and replaced.  An agent
+retired, replaced or idle long enough finishes what it is running before
+it closes the connection, and a call whose agent is gone between two
+commands starts a new one: nothing had run, so nothing runs twice.
 """
 
 import hashlib
@@ -25,17 +39,50 @@ import sys
 import threading
 import time
 
-from .. import RemoteError
+from .. import RemoteError, __version__
 from .connection import CHUNK, Remote, Result, SSHRemote
+
+#: the directory holding the hpcdo package this process runs
+PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_identity = []
+
+
+def code_identity():
+    """A hash of the hpcdo package's Python sources (names and contents), computed once.
+
+    Two checkouts with the same version number but different code differ
+    here; reading the package's files costs about a millisecond.
+    """
+    if not _identity:
+        digest = hashlib.sha256()
+        for top, dirs, files in os.walk(PACKAGE):
+            dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+            for name in sorted(f for f in files if f.endswith(".py")):
+                path = os.path.join(top, name)
+                try:
+                    with open(path, "rb") as fh:
+                        data = fh.read()
+                except OSError:
+                    continue
+                digest.update(b"%s\0%d\0" % (os.path.relpath(path, PACKAGE).encode(), len(data)))
+                digest.update(data)
+        _identity.append(digest.hexdigest()[:20])
+    return _identity[0]
 
 
 def socket_path(params):
-    """Where the agent for these connection settings listens (a 0700 directory of the user's)."""
+    """Where the agent of this code for these connection settings listens (a 0700 directory of the user's)."""
     base = os.path.join(os.environ.get("XDG_RUNTIME_DIR") or os.path.expanduser("~/.hpcdo"), "agents")
     os.makedirs(base, mode=0o700, exist_ok=True)
     os.chmod(base, 0o700)
-    key = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:20]
+    key = hashlib.sha256(json.dumps({"params": params, "version": __version__, "code": code_identity()},
+                                    sort_keys=True).encode()).hexdigest()[:20]
     return os.path.join(base, key + ".sock")
+
+
+def _ours(hello):
+    """True if an agent's answer to a ping says it runs this very code."""
+    return hello.get("version") == __version__ and hello.get("code") == code_identity()
 
 
 def _send_frame(sock, data):
@@ -91,17 +138,29 @@ class AgentRemote(Remote):
     def connect(self):
         self._ensure_agent()
 
-    def _ensure_agent(self):
+    def _ensure_agent(self, again=False):
+        """Make sure an agent of this code listens on the socket; ``again``: the one used is gone."""
         with self._lock:
             if self._refused is not None:
                 raise self._refused      # say it once per invocation, not once per task
-            if self._started or _alive(self.path):
+            if again:
+                self._started = False
+            if self._started:
+                return
+            hello = _hello(self.path)
+            if hello is not None and _ours(hello):
                 self._started = True
                 return
+            if hello is not None:
+                _retire(self.path)       # other code: it ends what it runs, then exits
             argv = [sys.executable, "-m", "hpcdo.remote.agent", json.dumps(self.params), str(self.persist),
                     self.path, self.name]
+            # the agent must import this very package, whatever cwd="/" and sys.path would find
+            env = dict(os.environ)
+            env["PYTHONPATH"] = os.pathsep.join([os.path.dirname(PACKAGE)] + (
+                [env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                    stderr=subprocess.DEVNULL, start_new_session=True, cwd="/")
+                                    stderr=subprocess.DEVNULL, start_new_session=True, cwd="/", env=env)
             answer = proc.stdout.readline().decode("utf-8", "replace").strip()
             proc.stdout.close()
             if answer != "ready":
@@ -111,12 +170,25 @@ class AgentRemote(Remote):
                 raise self._refused
             self._started = True
 
-    def _run(self, script, chunks, sink, counter):
+    def _open(self):
+        """A connection to the agent; one gone since the last command (retired, replaced, idle
+        too long) is started again, as nothing has been sent to it."""
         self._ensure_agent()
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        for attempt in (1, 2):
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.connect(self.path)
+                return sock
+            except OSError as exc:
+                sock.close()
+                if attempt == 2:
+                    raise RemoteError("lost the connection agent for %s: %s" % (self.name, exc))
+                self._ensure_agent(again=True)
+
+    def _run(self, script, chunks, sink, counter):
+        sock = self._open()
         rfile = _reader(sock)
         try:
-            sock.connect(self.path)
             sock.sendall((json.dumps({"script": script}) + "\n").encode())
             counter.started = True
             feeder_error = []
@@ -154,18 +226,32 @@ class AgentRemote(Remote):
         return Result(end["exit"], None if sink is not None else b"".join(parts), end["stderr"].encode())
 
 
-def _alive(path):
+def _ask(path, request):
+    """The agent's one-line answer to ``request`` on ``path``, or None if none answers."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(30)
     rfile = _reader(sock)
     try:
         sock.connect(path)
-        sock.sendall(b'{"ping": true}\n')
-        return _recv_line(rfile).get("pong") is True
+        sock.sendall((json.dumps(request) + "\n").encode())
+        answer = _recv_line(rfile)
+        return answer if isinstance(answer, dict) else None
     except (OSError, EOFError, ValueError):
-        return False
+        return None
     finally:
         rfile.close()
         sock.close()
+
+
+def _hello(path):
+    """What the agent on ``path`` says of itself (version, code, pid, served), or None."""
+    answer = _ask(path, {"ping": True})
+    return answer if answer is not None and answer.get("pong") is True else None
+
+
+def _retire(path):
+    """Ask the agent on ``path`` to retire: it ends what it runs, then exits."""
+    return _ask(path, {"retire": True}) is not None
 
 
 # -- the agent process ----------------------------------------------------------
@@ -178,7 +264,8 @@ def _is(path, inode):
 
 
 def serve(params, persist, path, name):
-    """Connect, say 'ready' on stdout, then serve commands until idle for ``persist`` seconds."""
+    """Connect, say 'ready' on stdout, then serve commands until idle for ``persist`` seconds,
+    retired, or replaced on ``path`` by another agent; then end the commands running, and exit."""
     remote = SSHRemote(params["host"], user=params["user"], port=params["port"],
                        identity_file=params["identity_file"], known_hosts=params["known_hosts"], name=name)
     try:
@@ -197,22 +284,33 @@ def serve(params, persist, path, name):
     server.listen(64)
     os.replace(tmp, path)          # atomically take over from a dead agent's socket
     mine = os.stat(path).st_ino
-    last = [time.monotonic()]
-    busy = [0]
+    state = {"last": time.monotonic(), "busy": 0, "served": 0, "retired": False}
     lock = threading.Lock()
+    me = {"pong": True, "version": __version__, "code": code_identity(), "pid": os.getpid()}
     print("ready", flush=True)
     sys.stdout.close()
 
     def handle(conn):
-        with lock:
-            busy[0] += 1
         rfile = _reader(conn)
         try:
             request = _recv_line(rfile)
+            if not isinstance(request, dict):
+                raise ValueError("not a request")
             if request.get("ping"):
-                conn.sendall(b'{"pong": true}\n')
+                with lock:
+                    answer = dict(me, served=state["served"])
+                conn.sendall((json.dumps(answer) + "\n").encode())
                 return
-            script = request["script"]
+            if request.get("retire"):
+                with lock:
+                    state["retired"] = True
+                conn.sendall(b'{"retired": true}\n')
+                return
+            script = request.get("script")
+            if script is not None and not isinstance(script, str):
+                raise ValueError("not a script")
+            with lock:
+                state["served"] += 1
             stdin = _recv_frames(rfile)
 
             class Sink:
@@ -234,28 +332,48 @@ def serve(params, persist, path, name):
             rfile.close()
             conn.close()
             with lock:
-                busy[0] -= 1
-                last[0] = time.monotonic()
+                state["busy"] -= 1
+                state["last"] = time.monotonic()
+
+    def start(conn):
+        with lock:
+            state["busy"] += 1      # counted before the thread runs: never closed under it
+        threading.Thread(target=handle, args=(conn,), daemon=True).start()
 
     server.settimeout(1.0)
     try:
         while True:
             try:
-                conn, _addr = server.accept()
+                start(server.accept()[0])
             except socket.timeout:
                 with lock:
-                    idle = busy[0] == 0 and time.monotonic() - last[0] > persist
+                    idle = state["busy"] == 0 and time.monotonic() - state["last"] > persist
+                if idle and _is(path, mine):
+                    try:
+                        os.remove(path)     # no new client from now on: they start a new agent
+                    except OSError:
+                        pass
                 if idle or not _is(path, mine):
                     break         # idle long enough, or another agent took the socket over
-                continue
-            threading.Thread(target=handle, args=(conn,), daemon=True).start()
-    finally:
-        if _is(path, mine):
+            with lock:
+                if state["retired"]:
+                    break         # other code's client takes the socket over: leave it to it
+        # clients that connected before the socket went are served all the same
+        server.setblocking(False)
+        while True:
             try:
-                os.remove(path)
+                conn = server.accept()[0]
             except OSError:
-                pass
+                break
+            conn.setblocking(True)
+            start(conn)
+    finally:
         server.close()
+        while True:               # end what is running before closing its connection
+            with lock:
+                if state["busy"] == 0:
+                    break
+            time.sleep(0.05)
         remote.close()
     return 0
 
