@@ -201,8 +201,9 @@ class Bench:
                                   ("sample", self.sample_root, self.sample_names)):
             if not names:
                 continue
-            transfer.send_files(self.direct, scripts.sync_script(self.base, "source/" + kind, "bench"),
-                                root, names, what="bench setup")
+            seal = transfer.new_seal()
+            transfer.send_files(self.direct, scripts.sync_script(self.base, "source/" + kind, "bench", seal),
+                                root, names, what="bench setup", seal=seal)
             self.check_remote("source/" + kind, kind)
 
     def cleanup(self):
@@ -343,8 +344,9 @@ def _hpcdo(bench, direction, kind, rel, local):
         with _Traced(bench.work) as tr:
             t = time.perf_counter()
             if direction == "up":
-                transfer.send_files(remote, scripts.sync_script(bench.base, rel, "bench"), root, names,
-                                    what="bench upload")
+                seal = transfer.new_seal()
+                transfer.send_files(remote, scripts.sync_script(bench.base, rel, "bench", seal), root, names,
+                                    what="bench upload", seal=seal)
             else:
                 header, files = transfer.receive_files(remote, download_script(bench.base, "source/" + kind),
                                                        local, what="bench download")

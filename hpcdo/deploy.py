@@ -445,9 +445,10 @@ class Deployment:
         changed = sorted(p for p, h in manifest.items() if remote_manifest.get(p) != h)
         deleted = sorted(p for p in remote_manifest if p not in manifest)
         stamp = json.dumps({"sig": sig})
-        sent = transfer.send_files(remote, scripts.sync_script(root, self.src, stamp),
+        seal = transfer.new_seal()
+        sent = transfer.send_files(remote, scripts.sync_script(root, self.src, stamp, seal),
                                    self._local(source.path), changed, deleted,
-                                   what="sync %d files" % len(changed))
+                                   what="sync %d files" % len(changed), seal=seal)
         self.session.set_stamp(self.keys["clone"], {"sig": sig})
         return "synced %d changed and %d deleted files (%d bytes)" % (len(changed), len(deleted), sent)
 

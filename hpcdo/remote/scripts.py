@@ -343,21 +343,27 @@ def parse_manifest(text):
     return found
 
 
-def sync_script(remote_root, src, stamp_text):
+def sync_script(remote_root, src, stamp_text, seal):
     """Unpack a tar of changed files from stdin into ``src``, apply deletions, stamp.
 
     The stamp goes first and comes back last: a cut-short upload leaves no
-    stamp, and the next sync compares the files' real content again.
+    stamp, and the next sync compares the files' real content again.  tar
+    itself cannot tell a stream cut between two members from a whole one (it
+    exits 0), so the stream ends with a member ``.hpcdo-end`` holding
+    ``seal``, a token new for every upload: without it nothing is stamped.
     """
     return prelude(remote_root) + (
         "s=%(src)s\n"
-        'mkdir -p "$s" && rm -f "$s/.hpcdo-stamp" || exit 1\n'
+        'mkdir -p "$s" && rm -f "$s/.hpcdo-stamp" "$s/.hpcdo-end" || exit 1\n'
         'tar -xmf - -C "$s" || { echo "hpcdo: the source upload was cut short" >&2; exit 1; }\n'
+        'read -r e < "$s/.hpcdo-end" 2>/dev/null || e=\n'
+        'rm -f "$s/.hpcdo-end"\n'
+        '[ "$e" = %(seal)s ] || { echo "hpcdo: the source upload was cut short (between two files)" >&2; exit 1; }\n'
         'if [ -f "$s/.hpcdo-delete" ]; then\n'
         '  while IFS= read -r f; do rm -f "$s/$f"; done < "$s/.hpcdo-delete"; rm -f "$s/.hpcdo-delete"\n'
         "fi\n"
         "%(stamp)s\n"
-        % {"src": q(src), "stamp": write_stamp('"$s/.hpcdo-stamp"', stamp_text)})
+        % {"src": q(src), "seal": q(seal), "stamp": write_stamp('"$s/.hpcdo-stamp"', stamp_text)})
 
 
 def git_clone_script(remote_root, src, url, ref, stamp_sig):

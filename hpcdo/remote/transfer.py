@@ -10,6 +10,7 @@ never write outside it, and the caller swaps that directory into place.
 
 import io
 import os
+import secrets
 import tarfile
 import threading
 
@@ -18,8 +19,16 @@ from .. import RemoteError
 CHUNK = 1 << 20
 
 
-def tar_chunks(root, names, deleted=()):
-    """Yield a tar of ``names`` (relative to ``root``) and a deletion list, in chunks.
+def new_seal():
+    """A token that ends one upload's stream, new for every upload (see ``sync_script``)."""
+    return secrets.token_hex(16)
+
+
+def tar_chunks(root, names, deleted=(), seal=None):
+    """Yield a tar of ``names`` (relative to ``root``), a deletion list and the ``seal``, in chunks.
+
+    ``.hpcdo-end``, holding ``seal``, is the last member: the receiver knows
+    the stream is whole only when it has it.
 
     The tar is written by a thread into a pipe and read here, so memory use
     stays at one chunk whatever the size of the files.
@@ -39,11 +48,9 @@ def tar_chunks(root, names, deleted=()):
                         with open(path, "rb") as fh:
                             tar.addfile(info, fh)
                     if deleted:
-                        data = ("\n".join(deleted) + "\n").encode()
-                        info = tarfile.TarInfo(".hpcdo-delete")
-                        info.size = len(data)
-                        info.mode = 0o644
-                        tar.addfile(info, io.BytesIO(data))
+                        _add_bytes(tar, ".hpcdo-delete", ("\n".join(deleted) + "\n").encode())
+                    if seal is not None:
+                        _add_bytes(tar, ".hpcdo-end", (seal + "\n").encode())
         except BrokenPipeError:
             pass          # the reader stopped: the remote side failed and will say why
         except Exception as exc:
@@ -64,12 +71,22 @@ def tar_chunks(root, names, deleted=()):
         raise RemoteError("cannot read the files to send: %s" % errors[0])
 
 
-def send_files(remote, script, root, names, deleted=(), what="send files"):
-    """Run ``script`` (which unpacks a tar from stdin) with a tar of ``names`` fed to it."""
+def _add_bytes(tar, name, data):
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mode = 0o644
+    tar.addfile(info, io.BytesIO(data))
+
+
+def send_files(remote, script, root, names, deleted=(), what="send files", seal=None):
+    """Run ``script`` (which unpacks a tar from stdin) with a tar of ``names`` fed to it.
+
+    ``seal``: the token ``script`` expects in the stream's last member.
+    """
     counter = {"bytes": 0}
 
     def counted():
-        for block in tar_chunks(root, names, deleted):
+        for block in tar_chunks(root, names, deleted, seal):
             counter["bytes"] += len(block)
             yield block
 

@@ -66,3 +66,38 @@ def test_unpack_refuses_a_cut_short_archive(tmp_path):
     dest.mkdir()
     with pytest.raises(RemoteError, match="damaged or cut short"):
         unpack(path, str(dest))
+
+
+def _members_end(data):
+    """Offsets in a tar stream where one member ends and the next begins."""
+    ends, offset = [], 0
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r|") as tar:
+        for member in tar:
+            offset = member.offset_data + ((member.size + 511) // 512) * 512
+            ends.append(offset)
+    return ends
+
+
+def test_a_sync_cut_between_two_files_is_never_stamped(tmp_path):
+    """Issue 11.1: GNU tar exits 0 when its input ends exactly at a member boundary, so a
+    cut stream of many small files was stamped as a complete sync."""
+    import subprocess
+    from hpcdo.remote import scripts
+    from hpcdo.remote.transfer import new_seal
+    src = tmp_path / "src"
+    src.mkdir()
+    names = ["f%03d.c" % i for i in range(30)]
+    for name in names:
+        (src / name).write_text("int x%s;\n" % name[1:4])
+    seal = new_seal()
+    data = b"".join(tar_chunks(str(src), names, seal=seal))
+    root = tmp_path / "root"
+    script = scripts.sync_script(str(root), "code/src", '{"sig": "s"}', seal)
+    for cut in _members_end(data)[:-1] + [700]:
+        proc = subprocess.run(["sh", "-c", script], input=data[:cut], capture_output=True)
+        assert proc.returncode != 0, "a stream cut at byte %d was taken as whole" % cut
+        assert not (root / "code" / "src" / ".hpcdo-stamp").exists()
+    proc = subprocess.run(["sh", "-c", script], input=data, capture_output=True)
+    assert proc.returncode == 0, proc.stderr
+    assert (root / "code" / "src" / ".hpcdo-stamp").read_text() == '{"sig": "s"}\n'
+    assert sorted(os.listdir(root / "code" / "src")) == sorted(names + [".hpcdo-stamp"])
