@@ -75,7 +75,7 @@ SCHEMA = {
     "launcher": (lambda v: v is None or v in LAUNCHERS, "one of: " + ", ".join(sorted(LAUNCHERS)),
                  "program launcher inside the job"),
     "launcher_options": (_str_or_none, "a string or null",
-                         "options after the launcher ($cores, $nodes, $corespernode, $cpn)"),
+                         "options after the launcher ($tasks, $threads, $cores, $nodes, $corespernode, $cpn)"),
     "run_command": (_str_or_none, "a string or null",
                     "whole launcher prefix instead of launcher + options, e.g. 'srun -n $cores'"),
     "jobscript": (_str_or_none, "a template name or null", "jobscript template (default <scheduler>.sh.j2)"),

@@ -81,7 +81,7 @@ JOB_TIME = frozenset((
 ))
 
 #: run_command variables hpcdo fills per run
-RUN_VARIABLES = frozenset(("cores", "nodes", "corespernode"))
+RUN_VARIABLES = frozenset(("cores", "nodes", "corespernode", "cpn", "tasks", "threads"))
 
 DISPATCH = {"sbatch": "slurm", "bsub": "lsf", "yhbatch": "tianhe"}
 
@@ -96,6 +96,9 @@ _SLURM = {
     "-J": DROP, "--job-name": DROP, "-n": DROP, "--ntasks": DROP, "-N": DROP, "--nodes": DROP,
     "-t": DROP, "--time": DROP, "-o": DROP, "--output": DROP, "-e": DROP, "--error": DROP,
     "-D": DROP, "--chdir": DROP, "--workdir": DROP,
+    # hpcdo writes the run's tasks per node and cpus per task (threads); a header's
+    # fixed line would come later and win over them
+    "--ntasks-per-node": DROP, "--cpus-per-task": DROP, "-c": DROP,
     "-p": "partition", "--partition": "partition", "-A": "account", "--account": "account",
     "-q": "qos", "--qos": "qos",
     # --mem stays a directive: FabSim3's is per node, hpcdo's memory per job
@@ -157,8 +160,9 @@ WHY = {
     "cores_per_replica": "ensembles are runs of a recipe in hpcdo, not a machine setting",
     "replicas": "ensembles are runs of a recipe in hpcdo, not a machine setting",
     "batch_header_install_app": "pilot jobs and app installation are not supported",
-    "cpuspertask": "FabSim3 uses it only in batch headers, and no header hpcdo read uses it here",
-    "taskspernode": "FabSim3 uses it only in batch headers, and no header hpcdo read uses it here",
+    "cpuspertask": "hpcdo writes each run's cpus per task itself, from the run's threads",
+    "taskspernode": "hpcdo writes each run's tasks per node itself, from its cores, threads and "
+                    "corespernode",
     "budget": "the batch header does not use it",
     "partition_name": "the batch header does not use it",
     "qos_name": "the batch header does not use it",
@@ -645,7 +649,7 @@ class _Machine:
                 return self.run_command(self.ctx[var], vsrc, var, depth + 1)
             if var in JOB_TIME:
                 raise ConfigError("%s: %s: key '%s' uses $%s, which FabSim3 fills in per job; hpcdo "
-                                  "fills in only $cores, $nodes and $corespernode"
+                                  "fills in only $cores, $tasks, $threads, $nodes, $cpn and $corespernode"
                                   % (src.at(key), self.label, key, var))
             raise self.unknown(src, key, var, text)
         return _substitute(text, lookup, keep_escapes=True)

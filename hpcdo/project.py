@@ -153,6 +153,11 @@ class Project:
         self.recipes = load_recipes(self.dir)
         templates = jobscript.environment(self.dir)
         self.deployments = [Deployment(self.session, r, self.dir, templates) for r in self.recipes]
+        # a run the machine cannot hold (cores not a multiple of threads, too
+        # few nodes) is one error line now, not after a build has been spent
+        for dep in self.deployments:
+            for run in dep.recipe.runs.values():
+                dep.layout(run)
 
     def status_table(self):
         rows = [("machine", "%s (%s, %s)" % (self.machine.name, self.session.remote.host,

@@ -95,10 +95,25 @@ class Cluster:
             return [j[0] for j in jobs if workdir_suffix is None or (len(j) > 1 and j[1].endswith(workdir_suffix))]
         return [j[0] for j in self.squeue(workdir_suffix)]
 
-    def cancel_all(self, machine):
-        """Cancel every job of the test user on ``machine``'s scheduler."""
-        cmd = "qdel -u %s" % self.user if machine == "testsge" else "scancel -u %s" % self.user
-        self.ssh(cmd + " >/dev/null 2>&1", check=False)
+    def cancel_all(self, machine, root=None):
+        """Cancel the test user's jobs on ``machine``'s scheduler: only those run under the work
+        root ``root`` (relative to the user's home) when it is given, so that tests running
+        side by side do not cancel each other's jobs."""
+        if root is None:
+            cmd = "qdel -u %s" % self.user if machine == "testsge" else "scancel -u %s" % self.user
+            self.ssh(cmd + " >/dev/null 2>&1", check=False)
+            return
+        where = "$HOME/" + shlex.quote(root.strip("/")) + "/"
+        if machine == "testsge":
+            listing = ("for i in $(qstat -u %s | awk 'NR>2 {print $1}'); do "
+                       "printf '%%s %%s\\n' \"$i\" \"$(qstat -j $i | awk '/^cwd:/ {print $2}')\"; done"
+                       % self.user)
+            kill = "qdel"
+        else:
+            listing = "squeue -h -u %s -o '%%i %%Z'" % self.user
+            kill = "scancel"
+        self.ssh("%s | while read -r i d; do case \"$d/\" in %s*) %s \"$i\";; esac; done >/dev/null 2>&1"
+                 % (listing, where, kill), check=False)
 
     def squeue(self, workdir_suffix=None):
         """(id, name, state, workdir) of every job Slurm knows, in any state,
@@ -225,7 +240,7 @@ def cluster_project(tmp_path, cluster, machine):
     root = "hpcdo-tests/%s" % uuid.uuid4().hex[:12]
     project = Project(tmp_path / "project", machine, root, cluster)
     yield project
-    cluster.cancel_all(machine)
+    cluster.cancel_all(machine, root)
     cluster.ssh("rm -rf %s" % shlex.quote(root), check=False)
 
 

@@ -82,6 +82,7 @@ hybrid-slurm:
   memory: 200G
   remote_root: /scratch/u/hpcdo
   corespernode: 128
+  cores: 8                     # what a run without cores of its own gets (bymachine: 2 x 4)
 hybrid-tianhe:
   extends: hybrid-slurm
   scheduler: tianhe
@@ -126,10 +127,15 @@ recipe.run("wide", geometry="cube", cores=256, threads=4, walltime="01:00:00",
 recipe.run("omp", cores=2, threads=2, env={"MY_CORES": "{cores}"})
 # the run's own nodes: 4 nodes of 64 tasks, not 4 x 128
 recipe.run("spread", cores=256, nodes=4)
-recipe.run("toofew", cores=256, threads=4, nodes=1)
 recipe.run("bymachine", threads=4)
-recipe.run("fat", cores=256, threads=256)
 """
+
+#: runs no machine of HYBRID_MACHINES can hold: each is added to a copy of the project alone,
+#: since the project refuses to load with one of them
+BAD_RUNS = {
+    "toofew": 'recipe.run("toofew", cores=256, threads=4, nodes=1)',
+    "fat": 'recipe.run("fat", cores=256, threads=256)',
+}
 
 SCHEDULERS = ["slurm", "tianhe", "sge", "pbs", "torque", "lsf"]
 
@@ -215,9 +221,14 @@ def test_a_runs_own_nodes_share_its_tasks(hybrid, scheduler, want):
     ("fat", {}, r"^run fat: threads=256 do not fit on one node \(corespernode=128 of machine hybrid-slurm\)$"),
     ("wide", {"cores": 6}, r"^run wide: cores=6 \(cores= on the command line\) is not a multiple of threads=4"),
 ])
-def test_a_layout_the_machine_cannot_hold_is_one_error(hybrid, run, overrides, message):
+def test_a_layout_the_machine_cannot_hold_is_one_error(hybrid, tmp_path, run, overrides, message):
+    import shutil
+    root = tmp_path / "bad"
+    shutil.copytree(hybrid, root)
+    with open(root / "recipes" / "hybrid.py", "a") as fh:
+        fh.write(BAD_RUNS.get(run, "") + "\n")
     with pytest.raises(ConfigError, match=message):
-        render("hybrid-slurm", run, root=hybrid, **overrides)
+        render("hybrid-slurm", run, root=str(root), **overrides)
 
 
 def test_the_machines_cores_must_suit_a_runs_threads(hybrid):

@@ -88,7 +88,8 @@ def test_slurm_machine(found):
     # from the header's options: --account=$budget, --partition=$partition_name, --qos=$qos_name
     assert (m["account"], m["partition"], m["qos"]) == ("e999-kdoe", "standard", "standard")
     # options hpcdo writes for every job are gone; --mem stays as written (FabSim3's is per node)
-    assert m["directives"] == ["--ntasks-per-node=128", "--cpus-per-task=1", "--mem=200G", "--exclusive"]
+    # tasks per node and cpus per task are each run's, which hpcdo writes: not the header's fixed ones
+    assert m["directives"] == ["--mem=200G", "--exclusive"]
     assert "memory" not in m and "pe" not in m
 
 
@@ -155,7 +156,7 @@ def test_each_value_points_at_the_fabsim3_line_it_came_from(found):
     assert where["port"] == "%s:%d" % (USER, line_of(USER, "port: 22"))
     assert where["corespernode"] == "%s:%d" % (MACHINES, line_of(MACHINES, "corespernode: 128"))
     header = os.path.join(TEMPLATES, "slurm-kestrel")
-    assert where["directives"] == "%s:%d" % (header, line_of(header, "--ntasks-per-node"))
+    assert where["directives"] == "%s:%d" % (header, line_of(header, "--mem"))
     for layer in found.entries["kestrel"]:
         assert layer.where in (MACHINES, USER, header)
 
@@ -240,8 +241,9 @@ def test_ignored_keys_are_warned_with_file_line_and_reason(found):
     # false settings change nothing, FabSim3 internals are quiet, keys hpcdo used are not warned about
     assert "'manual_ssh' ignored" not in "\n".join(x for x in w if x.startswith("%s:%d:" % (
         MACHINES, line_of(MACHINES, "manual_ssh: false"))))
+    assert any("key 'cpuspertask' ignored (hpcdo writes each run's cpus per task itself" in x for x in w)
     for quiet in ("rich_console", "manual_gsissh", "local_templates_path", "'budget'", "'project'",
-                  "'cpuspertask'", "'queue'", "'memory'", "'username'"):
+                  "'queue'", "'memory'", "'username'"):
         assert quiet not in every, quiet
     # one line each, every one naming its file and line
     assert len(w) == len(set(w))
@@ -377,7 +379,8 @@ def test_run_command_variables(tmp_path):
     path = write(tmp_path, "machines.yml", BASE + "  run_command: mpirun -np $cores -o $job_results/log\n")
     found = fabsim.load(path, write(tmp_path, "u.yml", "default: {username: me}\n"))
     assert found.errors["hpc"] == ("%s:10: machine 'hpc': key 'run_command' uses $job_results, which FabSim3 "
-                                   "fills in per job; hpcdo fills in only $cores, $nodes and $corespernode" % path)
+                                   "fills in per job; hpcdo fills in only $cores, $tasks, $threads, $nodes, $cpn and $corespernode"
+                                   % path)
 
 
 def test_header_variable_that_is_not_set_names_the_header_line(tmp_path):
@@ -514,9 +517,10 @@ def test_jobscripts_of_fabsim3_machines(tmp_path):
     lines = script.splitlines()
     for want in ("#SBATCH --job-name=fabsimapp-big", "#SBATCH --ntasks=256", "#SBATCH --nodes=2",
                  "#SBATCH --time=01:00:00", "#SBATCH --partition=standard", "#SBATCH --account=e999-kdoe",
-                 "#SBATCH --qos=standard", "#SBATCH --ntasks-per-node=128", "#SBATCH --cpus-per-task=1",
+                 "#SBATCH --qos=standard", "#SBATCH --ntasks-per-node=128",
                  "#SBATCH --mem=200G", "#SBATCH --exclusive"):
         assert want in lines, (want, script)
+    assert script.count("--ntasks-per-node") == 1 and "--cpus-per-task" not in script
     assert "module load cray-python" in script and "module load cmake/3.29" in script
     assert "srun --distribution=block:block --hint=nomultithread ./fabsimapp --steps 10" in script
     # nothing of FabSim3's own template language is left

@@ -165,9 +165,9 @@ def test_slurm_and_tianhe_submit(fakes, tmp_path):
     fakes.add("yhbatch", "show slurm/yhbatch.txt")
     proc = fakes.submit(get("tianhe"), tmp_path)
     assert proc.returncode == 0 and submitted_id(proc) == "6001"
-    assert fakes.calls("yhbatch") == ["--job-name=lb-r1 --ntasks=6 --nodes=2 --time=1-02:03:04 --output=job.out "
-                                      "--partition=debug --account=proj1 --qos=normal --mem=768M --gres=gpu:1 "
-                                      "./job.sh"]
+    assert fakes.calls("yhbatch") == ["--job-name=lb-r1 --ntasks=6 --nodes=2 --ntasks-per-node=4 --time=1-02:03:04 "
+                                      "--output=job.out --partition=debug --account=proj1 --qos=normal --mem=768M "
+                                      "--gres=gpu:1 ./job.sh"]
     fakes.add("yhbatch", 'echo "yhbatch: error: Batch job submission failed: Invalid partition" >&2; exit 1')
     proc = fakes.submit(get("tianhe"), tmp_path)
     assert proc.returncode != 0 and "Invalid partition" in proc.stderr
@@ -440,14 +440,16 @@ def test_cancel_snippets(fakes, tmp_path, name, command):
 
 # -- jobscripts --------------------------------------------------------------------
 
-CONTEXT = dict(job_name="lb-r1", recipe="lb", run="r1", machine="cluster", cores=6, nodes=2, cpn=4,
-               corespernode=4, walltime="1-02:03:04", partition="debug", account="proj1", qos="normal",
+CONTEXT = dict(job_name="lb-r1", recipe="lb", run="r1", machine="cluster", cores=6, threads=1, tasks=6,
+               nodes=2, cpn=4, corespernode=4, walltime="1-02:03:04", partition="debug", account="proj1",
+               qos="normal",
                pe="mpi", memory="1.5G", directives=["--extra=1"], setup=["module load gcc/12"],
                command="mpirun -n 6 ./lb")
 
 DIRECTIVES = {
     "slurm.sh.j2": ["#SBATCH --job-name=lb-r1", "#SBATCH --ntasks=6", "#SBATCH --nodes=2",
-                    "#SBATCH --time=1-02:03:04", "#SBATCH --output=job.out", "#SBATCH --partition=debug",
+                    "#SBATCH --ntasks-per-node=4", "#SBATCH --time=1-02:03:04", "#SBATCH --output=job.out",
+                    "#SBATCH --partition=debug",
                     "#SBATCH --account=proj1", "#SBATCH --qos=normal", "#SBATCH --mem=768M",
                     "#SBATCH --extra=1"],
     "sge.sh.j2": ["#$ -N lb-r1", "#$ -S /bin/bash", "#$ -cwd", "#$ -o job.out -j y", "#$ -l h_rt=26:03:04",
@@ -464,8 +466,8 @@ DIRECTIVES = {
     "local.sh.j2": [],
 }
 DIRECTIVES["tianhe.sh.j2"] = DIRECTIVES["slurm.sh.j2"]
-MINIMAL = dict(nodes=1, cpn=1, cores=1, corespernode=None, walltime=None, partition=None, account=None,
-               qos=None, pe=None, memory=None, directives=[])
+MINIMAL = dict(nodes=1, cpn=1, cores=1, threads=1, tasks=1, corespernode=None, walltime=None, partition=None,
+               account=None, qos=None, pe=None, memory=None, directives=[])
 MINIMAL_DIRECTIVES = {
     "slurm.sh.j2": ["#SBATCH --job-name=lb-r1", "#SBATCH --ntasks=1", "#SBATCH --output=job.out"],
     "sge.sh.j2": ["#$ -N lb-r1", "#$ -S /bin/bash", "#$ -cwd", "#$ -o job.out -j y"],

@@ -7,7 +7,6 @@
 #SBATCH --partition=standard
 #SBATCH --qos=standard
 #SBATCH --hint=nomultithread
-#SBATCH --cpus-per-task=1
 # Written by hpcdo: run straight of recipe lbflow on machine archer2.
 # It runs in its run directory and leaves job.started and job.exit (exit code
 # and time) behind, so the outcome is known even when the scheduler forgets it.

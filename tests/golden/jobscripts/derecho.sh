@@ -22,5 +22,5 @@ module load ncarenv || { echo "hpcdo: job setup step 1 failed" >&2; hpcdo_exit 9
 module load intel || { echo "hpcdo: job setup step 2 failed" >&2; hpcdo_exit 98; }
 module load cray-mpich || { echo "hpcdo: job setup step 3 failed" >&2; hpcdo_exit 98; }
 module load cmake || { echo "hpcdo: job setup step 4 failed" >&2; hpcdo_exit 98; }
-mpiexec -n 1 -ppn 128 ./lbflow --geometry straight.gmy --steps 3000 --tau 1.0 --force 5e-05
+mpiexec -n 1 -ppn 1 --depth=1 --cpu-bind depth ./lbflow --geometry straight.gmy --steps 3000 --tau 1.0 --force 5e-05
 hpcdo_exit $?
