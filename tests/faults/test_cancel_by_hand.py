@@ -82,26 +82,31 @@ def sge_project(tmp_path, cluster):
 
 def test_qdel_of_a_pending_job_by_hand_on_grid_engine(sge_project):
     """Grid Engine keeps no accounting record of a job deleted while pending (qacct says
-    "job id N not found" and exits 1): the waiting call must still end promptly, saying the
-    job is gone, and the next call submits the run again."""
+    "job id N not found" and exits 1): the job is LOST, which hpcdo cannot tell from the
+    machine losing it, so the waiting call submits it again once (retries: 1); a second
+    qdel ends the call promptly, saying the job is gone, and retry submits it again."""
     project = sge_project
     write_recipe(project, [LONG])
     hold = "directives=['-h']"
     project.doit("compile", "send_geometry", hold)
     proc = project.popen("fetch_results", hold)
     with reaped(proc):
-        wait_until(lambda: job_id(project, "long") in project.cluster.jobs("testsge"),
-                   timeout=60, what="the held job to be queued")
-        job = job_id(project, "long")
-        time.sleep(1)
-        project.cluster.ssh("qdel %s" % job)
+        jobs = []
+        for _ in range(2):
+            wait_until(lambda: job_id(project, "long") not in [""] + jobs and
+                       job_id(project, "long") in project.cluster.jobs("testsge"),
+                       timeout=60, what="the held job to be queued")
+            jobs.append(job_id(project, "long"))
+            time.sleep(1)
+            project.cluster.ssh("qdel %s" % jobs[-1])
         rc, output, took = ends_soon(proc, time.monotonic())
     assert "Traceback" not in output, output
     assert rc != 0, output
     assert took < 60, "the wait took %d s to notice the deleted job" % took
-    assert re.search(r"CANCELLED|LOST", output) and job in output, output
-    again = project.doit("submit:long", hold)
-    assert again.ran == ["submit:long"], again
+    assert "job %s ended LOST" % jobs[0] in output and "submitted it again as job %s" % jobs[1] in output
+    assert re.search(r"job %s on testsge ended (CANCELLED|LOST)" % jobs[1], output) and "retry long" in output
+    again = project.doit("retry", "long", hold)
+    assert "submitted job" in again.out, again
     new = job_id(project, "long")
-    assert new and new != job
+    assert new and new not in jobs
     project.cluster.ssh("qdel %s >/dev/null 2>&1" % new, check=False)
