@@ -41,11 +41,9 @@ Run it by hand to look at one project::
 import fnmatch
 import os
 import random
-import shlex
 import shutil
 import string
 import sys
-import uuid
 
 import pytest
 
@@ -908,35 +906,18 @@ def generate(seed, max_runs=20):
 # -- helpers for the tests that use these projects ------------------------------------
 
 def make_project(request, tmp_path, machine):
-    """A copy of the project on ``machine``; afterwards its jobs are cancelled and its work root removed.
+    """A copy of the project (conftest's Project) on ``machine``, a fresh work root there.
 
-    Like conftest's cluster_project, except that only this project's jobs are
-    cancelled: ``scancel -u`` of the shared test user would also end the jobs
-    of every other test session using the cluster at the same time.
+    On the test cluster it comes from conftest's cluster_project, which
+    cancels the project's jobs and removes its work root afterwards.
     """
-    from conftest import Project
+    from conftest import Project, cluster_project
     if machine == "localhost":
         return Project(tmp_path / "project", "localhost", str(tmp_path / "remote"))
-    cluster = request.getfixturevalue("cluster")
-    project = Project(tmp_path / "project", machine, "hpcdo-tests/gen-%s" % uuid.uuid4().hex[:12], cluster)
-
-    def tidy():
-        cancel_own_jobs(cluster, machine, project.remote_root)
-        cluster.ssh("rm -rf %s" % shlex.quote(project.remote_root), check=False)
-    request.addfinalizer(tidy)
+    gen = cluster_project(tmp_path, request.getfixturevalue("cluster"), machine)
+    project = next(gen)
+    request.addfinalizer(lambda: next(gen, None))
     return project
-
-
-def cancel_own_jobs(cluster, machine, root):
-    """Cancel the jobs whose working directory is under the work root ``root`` (relative to $HOME)."""
-    where = "/%s/" % root
-    if machine == "testsge":
-        cmd = ("for i in $(qstat -u %s | awk 'NR>2 {print $1}'); do qstat -j $i | grep -q '^cwd:.*%s' "
-               "&& qdel $i; done" % (cluster.user, where))
-    else:
-        cmd = ("ids=$(squeue -h -u %s -o '%%i %%Z' | awk -v r=%s 'index($2, r) {print $1}'); "
-               "[ -z \"$ids\" ] || scancel $ids" % (cluster.user, shlex.quote(where)))
-    cluster.ssh(cmd + " >/dev/null 2>&1", check=False)
 
 
 def run_tasks(names, steps=("submit", "wait", "fetch_results")):

@@ -25,8 +25,9 @@ the next; the test fails at the end with every failed check, labelled (a)-(f).
 
 Seeds and machines: by default a few seeds on localhost and a couple on
 testslurm.  ``HPCDO_SEEDS=0-19`` (a range), ``HPCDO_SEEDS=20`` (a count:
-seeds 0-19) or ``HPCDO_SEEDS=3,8`` runs those seeds on every machine of
-``HPCDO_GEN_MACHINES`` (comma separated; default localhost,testslurm)::
+seeds 0-19) or ``HPCDO_SEEDS=3,8`` (a list; one seed: ``HPCDO_SEEDS=7,``)
+runs those seeds on every machine of ``HPCDO_GEN_MACHINES`` (comma
+separated; default localhost,testslurm; testsge and testpbs work too)::
 
     HPCDO_SEEDS=0-19 HPCDO_GEN_MACHINES=localhost python3 -m pytest tests/e2e/test_generated.py
 """
@@ -169,15 +170,21 @@ def test_generated_project(machine, seed, tmp_path, request):
     if with_files:
         recipe, run = max(with_files, key=lambda rr: max(p.count("/") for p in rr[0].expected(rr[1])))
         rel = max(recipe.expected(run), key=lambda p: p.count("/"))
-        os.remove(os.path.join(project.results(run.name), rel))
-        out = checks.call("(e) deleted %s of run %s" % (rel, run.name), "fetch_results")
-        checks.ran("(e) deleted %s of run %s" % (rel, run.name), out, {"fetch_results:" + run.name})
-        checks.results("(e) results after deleting one file", spec.expected_runs({run.name}))
+        path = os.path.join(project.results(run.name), rel)
+        label = "(e) deleted %s of run %s" % (rel, run.name)
+        if checks.check(label, os.path.isfile(path), "there is no such file to delete (see above)"):
+            os.remove(path)
+            out = checks.call(label, "fetch_results")
+            checks.ran(label, out, {"fetch_results:" + run.name})
+            checks.results("(e) results after deleting one file", spec.expected_runs({run.name}))
     victim = all_runs[len(all_runs) // 2]
-    shutil.rmtree(project.results(victim))
-    out = checks.call("(e) deleted results of run %s" % victim, "fetch_results")
-    checks.ran("(e) deleted results of run %s" % victim, out, {"fetch_results:" + victim})
-    checks.results("(e) results after deleting a run's directory", spec.expected_runs(), ids=remote_job_ids(project))
+    label = "(e) deleted results of run %s" % victim
+    if checks.check(label, os.path.isdir(project.results(victim)), "there are no results to delete (see above)"):
+        shutil.rmtree(project.results(victim))
+        out = checks.call(label, "fetch_results")
+        checks.ran(label, out, {"fetch_results:" + victim})
+        checks.results("(e) results after deleting a run's directory", spec.expected_runs(),
+                       ids=remote_job_ids(project))
     checks.finish()
 
 
@@ -194,10 +201,13 @@ def test_generated_project_in_parallel(machine, seed, tmp_path, request):
     checks.call("(f) doit -n 4 on a fresh project", "-n", "4", "fetch_results")
     checks.results("(f) doit -n 4 on a fresh project", spec.expected_runs(), ids=remote_job_ids(project))
 
-    # separately: make everything current with a plain call, change one run's arguments,
-    # and let doit -n 4 bring the new job's results
-    checks.call("(f) plain call to make everything current", "fetch_results")
+    # what doit -n 4 left undone, a plain call does: it must find nothing to do
+    out = checks.call("(f) plain call after doit -n 4", "fetch_results")
+    checks.check("(f) plain call after doit -n 4 runs no task", out.ran == [], "ran %s" % short(out.ran))
     checks.results("(f) after the plain call", spec.expected_runs(), ids=remote_job_ids(project))
+
+    # separately, from results made current by the plain call: change one run's arguments,
+    # and let doit -n 4 bring the new job's results
     _recipe, run = spec.runs()[-1]
     before = remote_job_ids(project).get(run.name)
     path = spec.change_args(run.name)
@@ -208,4 +218,6 @@ def test_generated_project_in_parallel(machine, seed, tmp_path, request):
                  "job.id on the machine is still %s" % before)
     checks.results("(f) doit -n 4 after changing run %s's args (new file %s)" % (run.name, path),
                    spec.expected_runs({run.name}), ids=ids)
+    out = checks.call("(f) plain call after the changed run", "fetch_results")
+    checks.check("(f) plain call after the changed run runs no task", out.ran == [], "ran %s" % short(out.ran))
     checks.finish()
