@@ -4,13 +4,15 @@ Per-file SFTP pays a round trip per file; a tar stream through one remote
 command pays one for the whole set, and is streamed, so neither side holds
 a large transfer in memory.  Uploads land only when they arrived whole
 (see the scripts in :mod:`hpcdo.remote.scripts`); downloads are unpacked
-into a fresh directory with the ``data`` filter, so a remote archive can
-never write outside it, and the caller swaps that directory into place.
+into a fresh directory by :func:`unpack`, which accepts only regular files
+and directories with checked names, so a remote archive can never write
+outside it, and the caller swaps that directory into place.
 """
 
 import io
 import os
 import secrets
+import shutil
 import tarfile
 import threading
 
@@ -111,10 +113,18 @@ def receive_files(remote, script, dest, what="receive files"):
 
 
 def unpack(archive, dest):
-    """Read the header lines up to ``@tar``, then extract the tar that follows safely into ``dest``.
+    """Read the header lines up to ``@tar``, then the tar that follows, into ``dest``.
 
-    The ``data`` filter refuses absolute names, ``..`` and links that point
-    outside ``dest``; anything of that kind fails the whole transfer.
+    The archive comes from the machine, which may be shared or compromised,
+    so nothing of it is trusted to Python's extraction code (whose ``data``
+    filter some interpreters let a link through, CVE-2025-4517, and whose
+    reader loops forever on a negative size, CVE-2025-8194): only regular
+    files and directories are accepted, each name is checked to stay inside
+    ``dest``, sizes must be whole and non-negative, and the archive is read
+    as a stream, which cannot seek backwards.  A hard link is taken only to
+    a file of the same archive already written (tar's way of sending one
+    file twice), and becomes a copy of it.  Anything else fails the
+    whole transfer with a "refusing" message.
     """
     with open(archive, "rb") as fh:
         header = []
@@ -125,17 +135,92 @@ def unpack(archive, dest):
             if line == b"@tar\n":
                 break
             header.append(line.decode("utf-8", "replace").rstrip("\n"))
+        files = []
         try:
-            with tarfile.open(fileobj=fh, mode="r:") as tar:
-                members = tar.getmembers()
-                for member in members:
-                    if member.name.startswith("/") or ".." in member.name.split("/"):
-                        raise RemoteError("refusing file %r from the machine: it would land outside %s"
-                                          % (member.name, dest))
-                tar.extractall(dest, members=members, filter="data")
-                files = [m.name for m in members if m.isfile()]
-        except tarfile.FilterError as exc:
-            raise RemoteError("refusing a file from the machine: %s" % exc)
+            with tarfile.open(fileobj=fh, mode="r|") as tar:
+                for member in tar:
+                    name = _inside(member.name, dest)
+                    if member.isdir():
+                        _make_dirs(dest, name)
+                    elif member.isreg():
+                        if member.size < 0:
+                            raise RemoteError("refusing file %r from the machine: its size is negative"
+                                              % member.name)
+                        _write_member(tar, member, dest, name)
+                        if name not in files:
+                            files.append(name)
+                    elif member.islnk() and _inside(member.linkname, dest) in files:
+                        # tar's way to send a file it has already sent (a name listed
+                        # twice, or two names of one file): a copy of that file
+                        _copy_member(dest, _inside(member.linkname, dest), name)
+                        if name not in files:
+                            files.append(name)
+                    else:
+                        raise RemoteError("refusing %r from the machine: only regular files and directories "
+                                          "are fetched, and this is a %s" % (member.name, _kind(member)))
         except (tarfile.TarError, EOFError) as exc:
             raise RemoteError("the archive from the machine is damaged or cut short: %s" % exc)
     return header, files
+
+
+def _inside(name, dest):
+    """``name`` as a clean relative path inside ``dest``, or a refusal."""
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if name.startswith("/") or not parts or ".." in parts or any("\0" in p for p in parts):
+        raise RemoteError("refusing file %r from the machine: it would land outside %s" % (name, dest))
+    return "/".join(parts)
+
+
+def _make_dirs(dest, rel):
+    """Make the directories of ``rel`` under ``dest``; none of them may be anything but a directory."""
+    path = dest
+    for part in rel.split("/"):
+        path = os.path.join(path, part)
+        try:
+            os.mkdir(path, 0o755)
+        except FileExistsError:
+            if os.path.islink(path) or not os.path.isdir(path):
+                raise RemoteError("refusing %r from the machine: %s is already a file" % (rel, part))
+
+
+def _write_member(tar, member, dest, rel):
+    parent = os.path.dirname(rel)
+    if parent:
+        _make_dirs(dest, parent)
+    path = os.path.join(dest, rel)
+    if os.path.isdir(path) and not os.path.islink(path):
+        raise RemoteError("refusing %r from the machine: it is already a directory" % rel)
+    mode = 0o755 if member.mode & 0o111 else 0o644
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), mode)
+    left = member.size
+    with os.fdopen(fd, "wb") as out:
+        src = tar.extractfile(member)
+        while left > 0:
+            block = src.read(min(CHUNK, left))
+            if not block:
+                raise RemoteError("the archive from the machine is damaged or cut short: %s ends early" % rel)
+            out.write(block)
+            left -= len(block)
+    if 0 <= member.mtime < 2 ** 33:
+        os.utime(path, (member.mtime, member.mtime))
+
+
+def _copy_member(dest, source, rel):
+    if source == rel:
+        return
+    parent = os.path.dirname(rel)
+    if parent:
+        _make_dirs(dest, parent)
+    path = os.path.join(dest, rel)
+    if os.path.lexists(path) and (os.path.islink(path) or os.path.isdir(path)):
+        raise RemoteError("refusing %r from the machine: it is already a directory" % rel)
+    shutil.copy2(os.path.join(dest, source), path)
+
+
+def _kind(member):
+    if member.issym():
+        return "symbolic link to %r" % member.linkname
+    if member.islnk():
+        return "hard link to %r" % member.linkname
+    return {tarfile.CHRTYPE: "character device", tarfile.BLKTYPE: "block device",
+            tarfile.FIFOTYPE: "named pipe"}.get(member.type, "file of type %r" % member.type)

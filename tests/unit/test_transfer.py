@@ -101,3 +101,82 @@ def test_a_sync_cut_between_two_files_is_never_stamped(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert (root / "code" / "src" / ".hpcdo-stamp").read_text() == '{"sig": "s"}\n'
     assert sorted(os.listdir(root / "code" / "src")) == sorted(names + [".hpcdo-stamp"])
+
+
+def _raw_member(name, size_field, data=b""):
+    """One tar header block whose size field is ``size_field`` (12 bytes), checksum fixed."""
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    buf = bytearray(info.tobuf(tarfile.GNU_FORMAT))
+    buf[124:136] = size_field
+    buf[148:156] = b" " * 8
+    buf[148:155] = b"%06o\0" % sum(buf[:512]) + b" "
+    return bytes(buf[:512]) + data + b"\0" * (-len(data) % 512)
+
+
+def test_a_negative_size_neither_hangs_nor_writes(tmp_path):
+    """Issue 11.2 (CVE-2025-8194): a header with a negative size made Python's tar reader
+    loop forever; the fetch must fail in one line instead."""
+    import subprocess
+    import sys
+    negative = tarfile.itn(-1024, 12, tarfile.GNU_FORMAT)
+    body = _raw_member("a.txt", tarfile.itn(3, 12, tarfile.GNU_FORMAT), b"abc") + \
+        _raw_member("evil", negative) + _raw_member("b.txt", tarfile.itn(1, 12, tarfile.GNU_FORMAT), b"b")
+    path = tmp_path / "in.tar"
+    path.write_bytes(b"@tar\n" + body + b"\0" * 1024)
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    code = ("import sys; from hpcdo.remote.transfer import unpack; from hpcdo import RemoteError\n"
+            "try: unpack(sys.argv[1], sys.argv[2])\n"
+            "except RemoteError as e: print('refused:', e); sys.exit(3)\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(path), str(dest)], capture_output=True,
+                          text=True, timeout=30)
+    assert proc.returncode == 3 and "refused:" in proc.stdout, proc.stdout + proc.stderr
+    assert not (dest / "evil").exists() and not (dest / "b.txt").exists()
+
+
+def test_a_hard_link_to_a_file_already_sent_is_a_copy(tmp_path):
+    """GNU tar sends a name listed twice (job.exit, and a pattern '*') as a hard link to it."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo("job.exit")
+        info.size = 2
+        tar.addfile(info, io.BytesIO(b"0\n"))
+        for name in ("job.exit", "copy/of.exit"):
+            link = tarfile.TarInfo(name)
+            link.type, link.linkname = tarfile.LNKTYPE, "job.exit"
+            tar.addfile(link)
+    path = tmp_path / "in.tar"
+    path.write_bytes(b"@tar\n" + buf.getvalue())
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    _header, files = unpack(str(path), str(dest))
+    assert files == ["job.exit", "copy/of.exit"]
+    assert (dest / "copy" / "of.exit").read_bytes() == b"0\n" and not os.path.islink(dest / "copy" / "of.exit")
+    assert os.stat(dest / "copy" / "of.exit").st_ino != os.stat(dest / "job.exit").st_ino
+
+
+@pytest.mark.parametrize("kind", [tarfile.LNKTYPE, tarfile.CHRTYPE, tarfile.FIFOTYPE])
+def test_unpack_takes_only_files_and_directories(tmp_path, kind):
+    """Issue 11.2 (CVE-2025-4517 and kin): links of any kind, devices and pipes are refused,
+    whatever the interpreter's own filter would let through."""
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    with pytest.raises(RemoteError, match="refusing .*only regular files and directories"):
+        unpack(archive_with(tmp_path, "thing", type=kind, linkname="a.txt"), str(dest))
+    assert os.listdir(dest) == []
+
+
+def test_unpack_refuses_a_file_where_a_directory_is_needed(tmp_path):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name in ("out", "out/x"):
+            info = tarfile.TarInfo(name)
+            info.size = 1
+            tar.addfile(info, io.BytesIO(b"1"))
+    path = tmp_path / "in.tar"
+    path.write_bytes(b"@tar\n" + buf.getvalue())
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    with pytest.raises(RemoteError, match="refusing"):
+        unpack(str(path), str(dest))
