@@ -133,9 +133,15 @@ def combine(job_id, exit_marker, queue_state, queue_code=None):
     and its code wins over the queue's.  Without a marker, the queue's state
     and the exit code its accounting reported (``queue_code``) stand.  A job
     neither queued nor marked is LOST; one with no id was never submitted.
+    A job the queue reports pending or running is active whatever its marker
+    says: the marker is from an attempt before a requeue.
     """
     if not job_id:
         return JobState.NONE, None
+    if queue_state in (JobState.PENDING, JobState.RUNNING):
+        # the queue holds the job again (a requeue after a node failure or
+        # preemption): a marker left by its earlier attempt says nothing now
+        return queue_state, None
     if exit_marker:
         code = to_int(exit_marker.split()[0])
         if code == 0:

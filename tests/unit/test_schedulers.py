@@ -598,3 +598,12 @@ def test_transient_submission_failures_are_told_from_refusals():
     assert not slurm.transient("sbatch: error: Batch job submission failed: Invalid account or "
                                "account/partition combination specified")
     assert not slurm.transient("sbatch: error: invalid partition specified: nosuch")
+
+
+def test_a_job_the_queue_holds_again_is_active_whatever_its_marker_says():
+    """Issue 11.4: a requeued job is PENDING with its first attempt's exit marker (143)."""
+    from hpcdo.schedulers.base import JobState, combine
+    assert combine("7", "143 1700000000", JobState.PENDING) == (JobState.PENDING, None)
+    assert combine("7", "1 1700000000", JobState.RUNNING) == (JobState.RUNNING, None)
+    assert combine("7", "143 1700000000", JobState.CANCELLED) == (JobState.CANCELLED, 143)
+    assert combine("7", "143 1700000000", None) == (JobState.FAILED, 143)

@@ -7,13 +7,15 @@
 #SBATCH --partition=cosma8
 # Written by hpcdo: run straight of recipe lbflow on machine cosma8.
 # It runs in its run directory and leaves job.started and job.exit (exit code
-# and time) behind, so the outcome is known even when the scheduler forgets it.
+# and time) behind, so the outcome is known even when the scheduler forgets it;
+# a requeued job clears the exit marker of its attempt before.
 hpcdo_exit() {
     printf '%s %s\n' "$1" "$(date +%s)" > job.exit.tmp && mv -f job.exit.tmp job.exit
     exit "$1"
 }
 trap 'hpcdo_exit 143' TERM
 trap 'hpcdo_exit 130' INT
+rm -f job.exit
 printf '%s %s\n' "$$" "$(date +%s)" > job.started
 module load intel_comp || { echo "hpcdo: job setup step 1 failed" >&2; hpcdo_exit 98; }
 module load intel_mpi || { echo "hpcdo: job setup step 2 failed" >&2; hpcdo_exit 98; }

@@ -11,13 +11,15 @@
 #SBATCH --mem=102400M
 # Written by hpcdo: run wide of recipe hybrid on machine hybrid-slurm.
 # It runs in its run directory and leaves job.started and job.exit (exit code
-# and time) behind, so the outcome is known even when the scheduler forgets it.
+# and time) behind, so the outcome is known even when the scheduler forgets it;
+# a requeued job clears the exit marker of its attempt before.
 hpcdo_exit() {
     printf '%s %s\n' "$1" "$(date +%s)" > job.exit.tmp && mv -f job.exit.tmp job.exit
     exit "$1"
 }
 trap 'hpcdo_exit 143' TERM
 trap 'hpcdo_exit 130' INT
+rm -f job.exit
 printf '%s %s\n' "$$" "$(date +%s)" > job.started
 # srun no longer takes --cpus-per-task from the job (Slurm 22.05): pass it on
 export SRUN_CPUS_PER_TASK=4

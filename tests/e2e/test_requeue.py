@@ -1,0 +1,48 @@
+"""A job the scheduler requeues is still the run's job (issue 11.4).
+
+After ``scontrol requeue`` Slurm shows the job PENDING again while the run
+directory holds the exit marker of its first attempt (143, from the TERM
+that stopped it).  hpcdo read that as a failure and submitted a second job,
+and the requeued job later ran in the same directory.  A job the queue
+reports pending or running is active whatever the marker says, and the
+jobscript clears the earlier attempt's marker when it starts again.
+"""
+
+import time
+
+import anyproject
+from anyproject import expected, read_bytes
+from conftest import reaped
+
+
+def _remote(project, command):
+    return project.remote(command).strip()
+
+
+def _wait_for(predicate, what, timeout=90):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.3)
+    raise AssertionError("timed out waiting for " + what)
+
+
+def test_a_requeued_job_is_waited_for_not_submitted_again(slurm_project):
+    project = slurm_project
+    anyproject.make(project, [("rq", ["--sleep", 6, "--bytes", 7, "r.dat"])])
+    with reaped(project.popen("fetch_results")) as working:
+        _wait_for(lambda: _remote(project, "cat tool/runs/rq/job.started 2>/dev/null"), "the job to start")
+        job = _remote(project, "cat tool/runs/rq/job.id")
+        project.cluster.ssh("scontrol requeue %s" % job)
+        _wait_for(lambda: _remote(project, "cat tool/runs/rq/job.exit 2>/dev/null").startswith("143"),
+                  "the first attempt's exit marker")
+        time.sleep(2)                      # a poll or two sees the marker beside PENDING
+        project.cluster.ssh("scontrol update jobid=%s starttime=now" % job)
+        out, err = working.communicate(timeout=180)
+    assert working.returncode == 0, out + err
+    assert _remote(project, "cat tool/runs/rq/job.id") == job
+    ran = [j for j in project.cluster.squeue(project.remote_root + "/tool/runs/rq")]
+    assert [j[0] for j in ran] == [job], ran
+    assert read_bytes(project, "rq", "r.dat") == expected(7)
+    assert open(project.results("rq") + "/job.exit").read().split()[0] == "0"
