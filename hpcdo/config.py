@@ -62,6 +62,14 @@ def _str_map(v):
                                        for k, x in v.items())
 
 
+#: an environment variable's name: it reaches the shell as ``export NAME=...`` unquoted
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def _env_map(v):
+    return _str_map(v) and all(ENV_NAME.match(k) for k in v)
+
+
 #: key -> (check, what the check wants, help)
 SCHEMA = {
     "description": (_str_or_none, "a string", "one line about the machine"),
@@ -97,7 +105,8 @@ SCHEMA = {
                    "extra scheduler directives, without the #SBATCH/#$/#PBS/#BSUB prefix"),
     "shell_setup": (_str_list, "a list of strings",
                     "shell lines run before every remote command (not a .bashrc), e.g. '. /etc/profile.d/sge.sh'"),
-    "env": (_str_map, "a mapping of names to values", "environment for builds and jobs"),
+    "env": (_env_map, "a mapping of variable names (letters, digits, _) to values",
+            "environment for builds and jobs"),
     "cmake": (lambda v: isinstance(v, str) and v != "", "a command", "cmake executable on the machine"),
     "cmake_options": (_str_map, "a mapping of names to values", "CMake -D options for every recipe"),
     "persist": (lambda v: _int(v) and v >= 0, "a whole number of seconds (0: off)",

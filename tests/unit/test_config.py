@@ -86,3 +86,12 @@ def test_command_line_typo_is_refused(tmp_path):
 def test_command_line_string_keys_stay_strings():
     layer = parse_overrides({"partition": "123", "cores": "4", "modules": "[a, b]"})
     assert layer.values == {"partition": "123", "cores": 4, "modules": ["a", "b"]}
+
+
+@pytest.mark.parametrize("key", ["A=1; touch pwned; B", "A B", "1A", "A-B", "$(id)"])
+def test_env_names_are_checked_as_names(tmp_path, key):
+    """Issue 11.10: a machine env key reached the shell as 'export KEY=...' unchecked."""
+    cat = project(tmp_path, **{"a.yml": 'm:\n  host: h\n  scheduler: slurm\n  env: {%r: v}\n' % key})
+    with pytest.raises(ConfigError, match=r"a\.yml:4: machine 'm': key 'env' must be a mapping of variable names"):
+        cat.machine("m")
+    assert not (tmp_path / "pwned").exists()
