@@ -68,6 +68,8 @@ ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 # output patterns are expanded by the remote shell, so only safe glob text
 OUTPUT_RE = re.compile(r"^[A-Za-z0-9_.*?\[\]-]+(/[A-Za-z0-9_.*?\[\]-]+)*\Z")
 #: the {fields} of args and run env values
+#: names hpcdo keeps in a run directory besides job.* (a geometry may not take one)
+RUN_DIR_NAMES = ("submit.log", "previous", ".submit.lock")
 ARG_FIELDS = ("geometry", "cores", "threads", "tasks", "nodes", "run")
 #: values of the right type for each field, to try a format spec like {cores:04d} early
 _SAMPLE_FIELDS = {"geometry": "g.gmy", "cores": 1, "threads": 1, "tasks": 1, "nodes": 1, "run": "r"}
@@ -307,6 +309,14 @@ class Recipe:
             check_name("geometry", gname)
             if not isinstance(path, str) or not path:
                 raise ConfigError("%s: geometry %s needs a file path" % (label, gname))
+            base = path.rstrip("/").rsplit("/", 1)[-1]
+            if base in RUN_DIR_NAMES or base.startswith(("job.", ".hpcdo")) or \
+                    base == executable.rsplit("/", 1)[-1]:
+                # the run directory holds a hard link to the geometry under this
+                # name: a job log or the executable would overwrite the upload
+                raise ConfigError("%s: geometry %s: file name %r is one hpcdo uses in run directories "
+                                  "(job.*, submit.log, previous, the executable); rename the file"
+                                  % (label, gname, base))
             self.geometries[gname] = path
         self.outputs = _check_outputs(label, outputs)
         if isinstance(modules, str) or not all(isinstance(m, str) for m in modules):

@@ -486,7 +486,9 @@ def upload_script(remote_root, directory, filename, size, stamp_text):
         'n=$(wc -c < "$t" | tr -d " ")\n'
         'if [ "$n" != %(size)s ]; then rm -f "$t"; '
         'echo "hpcdo: upload cut short: $n of %(size)s bytes arrived" >&2; exit 1; fi\n'
-        'mv -f "$t" "$d"/%(file)s || exit 1\n'
+        # read-only: every run directory holds a hard link to it, and a job that
+        # wrote to its input would change what the stamp says was uploaded
+        'chmod a-w "$t" && mv -f "$t" "$d"/%(file)s || exit 1\n'
         "%(stamp)s\n"
         % {"dir": q(directory), "file": q(filename), "size": int(size),
            "stamp": write_stamp('"$d/.hpcdo-stamp"', stamp_text)})

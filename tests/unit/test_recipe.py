@@ -171,3 +171,11 @@ def test_batch_scope_follows_the_command_line():
     assert batch_scope(["fetch_results:b"], runs) == {"b"}
     assert batch_scope(["compile"], runs) == set()
     assert batch_scope(["list"], runs) == {"a", "b", "c"}                 # lists only; harmless
+
+
+@pytest.mark.parametrize("path", ["geo/job.out", "job.sh", "submit.log", "x/previous", "bin/app"])
+def test_a_geometry_may_not_take_a_run_directory_name(path):
+    """Issue 11.12: a geometry named job.out was overwritten by the job log through the run
+    directory's hard link, while its stamp still said it was uploaded."""
+    with pytest.raises(ConfigError, match="is one hpcdo uses in run directories"):
+        Recipe(name="r", source=LocalTree("."), executable="bin/app", geometries={"g": path})

@@ -223,3 +223,12 @@ def test_fingerprint_from_ls_where_stat_is_missing(tmp_path):
     assert scripts.fingerprints(lines_a, {"runs/r"}) == scripts.fingerprints(lines_b, {"runs/r"})
     lines_c = lines_b[:1] + ["-rw-r--r-- 1 1000 1000  5 Nov 30 21:30 runs/r/job.exit"]
     assert scripts.fingerprints(lines_c, {"runs/r"}) != scripts.fingerprints(lines_b, {"runs/r"})
+
+
+def test_an_uploaded_geometry_is_read_only(tmp_path):
+    """Run directories hold hard links to it: a job must not be able to change the upload."""
+    proc = sh(scripts.upload_script(str(tmp_path), "g", "in.gmy", 3, '{"sig": "s"}'), tmp_path, b"abc")
+    assert proc.returncode == 0, proc.stderr
+    assert os.stat(tmp_path / "g" / "in.gmy").st_mode & 0o222 == 0
+    again = sh(scripts.upload_script(str(tmp_path), "g", "in.gmy", 4, '{"sig": "t"}'), tmp_path, b"abcd")
+    assert again.returncode == 0 and (tmp_path / "g" / "in.gmy").read_bytes() == b"abcd"
