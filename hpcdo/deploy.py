@@ -656,6 +656,7 @@ class Deployment:
         final = self.results_dir(run)
         parent = os.path.dirname(final)
         os.makedirs(parent, exist_ok=True)
+        _remove_leftovers(parent, run.name)
         incoming = tempfile.mkdtemp(prefix=".%s.incoming-" % run.name, dir=parent)
         os.chmod(incoming, 0o777 & ~_umask())
         try:
@@ -760,11 +761,24 @@ def _keep_lost_files(final, incoming, info, files):
     return kept
 
 
+def _remove_leftovers(parent, name):
+    """Remove what a fetch of run ``name`` killed midway left in ``parent``.
+
+    Only one doit of a checkout works on a machine at a time (see
+    :func:`hpcdo.project._one_at_a_time`), so a partial download or a
+    replaced results directory found here belongs to no living fetch.
+    """
+    for entry in os.listdir(parent):
+        if entry.startswith((".%s.incoming-" % name, ".%s.old-" % name)):
+            shutil.rmtree(os.path.join(parent, entry), ignore_errors=True)
+
+
 def _replace_dir(new, final):
     """Put ``new`` where ``final`` is, never leaving a half-written ``final``."""
     old = None
     if os.path.exists(final):
-        old = final + ".old-%d" % os.getpid()
+        # hidden, as run names never are, so no run's results can be taken for it
+        old = os.path.join(os.path.dirname(final), ".%s.old-%d" % (os.path.basename(final), os.getpid()))
         os.rename(final, old)
     os.rename(new, final)
     if old:

@@ -330,3 +330,19 @@ def test_a_job_the_machine_loses_is_submitted_again_by_itself(local_project):
     assert len(lines) == 1 and lines[0].startswith("run victim: job %s on localhost ended LOST" % third)
     assert "retry victim" in lines[0]
     assert tool.doit("fetch_results", "retries=0", ok=False).ran == ["wait:victim"]
+
+
+def test_a_killed_fetchs_leftovers_are_removed_by_the_next_fetch(local_project):
+    """Issue 11.11: partial .<run>.incoming-* directories stayed in results/ forever."""
+    tool = anyproject.make(local_project, [("r", ["--bytes", 10, "x"]), ("r.incoming-1", ["--bytes", 2, "y"])])
+    tool.doit("fetch_results")
+    parent = os.path.dirname(tool.results("r"))
+    for junk in (".r.incoming-k1l2m3", ".r.old-4242"):
+        os.makedirs(os.path.join(parent, junk, "sub"))
+        with open(os.path.join(parent, junk, "sub", "part.dat"), "wb") as fh:
+            fh.write(b"partial" * 1000)
+    os.remove(os.path.join(tool.results("r"), "x"))
+    out = tool.doit("fetch_results")
+    assert out.ran == ["fetch_results:r"], out
+    assert sorted(os.listdir(parent)) == ["r", "r.incoming-1"]
+    assert read_bytes(tool, "r.incoming-1", "y") == expected(2)
