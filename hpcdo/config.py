@@ -62,6 +62,9 @@ def _str_map(v):
                                        for k, x in v.items())
 
 
+#: a machine's name, as a YAML key: it names results/<machine>/ and is typed on command lines
+MACHINE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
+
 #: an environment variable's name: it reaches the shell as ``export NAME=...`` unquoted
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 
@@ -177,8 +180,13 @@ class Machine:
         return self.host is None
 
 
-def load_yaml(path):
-    """Parse ``path`` into {name: Layer}, keeping line numbers of each key."""
+def load_yaml(path, strict_names=True):
+    """Parse ``path`` into {name: Layer}, keeping line numbers of each key.
+
+    ``strict_names``: a top-level key that is no machine name is an error;
+    otherwise (FabSim3's files, whose loader judges names itself) a key YAML
+    reads as no string is left out.
+    """
     try:
         with open(path, encoding="utf-8") as fh:
             text = fh.read()
@@ -203,6 +211,13 @@ def load_yaml(path):
     for key_node, value_node in node.value:
         name = key_node.value
         line = key_node.start_mark.line + 1
+        if not strict_names and key_node.tag != "tag:yaml.org,2002:str":
+            continue
+        if strict_names and (key_node.tag != "tag:yaml.org,2002:str" or not MACHINE_NAME.match(str(name))):
+            # YAML reads 123, true, ~ and << as a number, a bool, null and a merge
+            raise ConfigError("%s:%d: %r is not a machine name: use letters, digits, '_', '.' and '-', "
+                              "starting with a letter or digit (quote a name YAML would read as a "
+                              "number, true/false or null)" % (path, line, name))
         value = data[name]
         if value is None:
             value = {}

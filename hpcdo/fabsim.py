@@ -260,7 +260,7 @@ def load(path, user_path=None, strict=False):
 
 def _read(path, order):
     return {str(name): _Source(str(name), layer, order, order == 2)
-            for name, layer in load_yaml(path).items()}
+            for name, layer in load_yaml(path, strict_names=False).items()}
 
 
 class _Result:

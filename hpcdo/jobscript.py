@@ -64,6 +64,16 @@ def render(env, name, context):
         raise ConfigError("%s: jobscript template %s: %s" % (_template_line(exc) or name, name, exc.message))
     except (jinja2.TemplateNotFound, jinja2.TemplateSyntaxError) as exc:
         raise _unreadable(exc, name)
+    except ConfigError:
+        raise
+    except UnicodeDecodeError as exc:
+        raise ConfigError("jobscript template %s (or one it extends or includes): not UTF-8 text "
+                          "(byte 0x%02x)" % (name, exc.object[exc.start]))
+    except RecursionError:
+        raise ConfigError("jobscript template %s extends or includes itself" % name)
+    except Exception as exc:              # a template's own arithmetic, e.g. {{ cores / 0 }}
+        raise ConfigError("%s: jobscript template %s: %s: %s" % (
+            _template_line(exc) or name, name, type(exc).__name__, exc))
 
 
 def _unreadable(exc, name):
@@ -107,6 +117,8 @@ def sources_digest(env, name):
             refs = jinja2.meta.find_referenced_templates(env.parse(source))
         except (jinja2.TemplateNotFound, jinja2.TemplateSyntaxError) as exc:
             raise _unreadable(exc, one)
+        except UnicodeDecodeError as exc:
+            raise ConfigError("jobscript template %s: not UTF-8 text (byte 0x%02x)" % (one, exc.object[exc.start]))
         h.update(("%s\0%s\0" % (one, source)).encode())
         # a computed name (None) cannot be followed; its text still counts via the parent's source
         todo.extend(sorted(r for r in refs if r))

@@ -22,6 +22,7 @@ from . import ConfigError, HpcdoError
 from . import config
 from . import jobscript
 from . import report
+from .remote import trace
 from . import tasks
 from .deploy import Deployment
 from .recipe import Recipe
@@ -251,6 +252,10 @@ def dodo(dodo_file, argv=None):
     project_dir = os.path.dirname(os.path.abspath(dodo_file))
     positional = positional_words(argv)
     runs_tasks = not (positional and positional[0] in NOT_RUNNING)
+    bad_trace = trace.check()
+    if bad_trace:
+        sys.stderr.write("hpcdo: error: %s\n" % bad_trace)
+        sys.exit(2)
     if parallel_type(argv) == "process":
         # each step would run in a copy of this process, blind to what the
         # others submitted and fetched: tasks run in threads (-n N alone)

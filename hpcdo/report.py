@@ -3,10 +3,11 @@
 doit's own console reporter prints a failed task's message, then an
 ``UnmetDependency`` block for every task after it (a run's fetch, the
 ``fetch_results`` group), then the failed task's captured output again.
-Here a failure is printed once (what its action wrote to stderr, such as
-the last lines of a job's log, is already on the screen), tasks skipped
-because of it are not reported as failures of their own, and the call
-ends with one line per failure.
+Here a failed step is marked where it happens (``!! wait:bad failed``;
+what its action wrote to stderr, such as the last lines of a job's log, is
+already on the screen), tasks skipped because of it are not reported as
+failures of their own, and the call ends with each failure's message, one
+line per failed run.
 """
 
 from doit.exceptions import UnmetDependency
@@ -25,13 +26,15 @@ class Reporter(ConsoleReporter):
             self.skipped.append(task.name)
             return
         self.failures.append({"task": task, "exception": fail})
-        self.write("FAILED %s: %s\n" % (task.name, fail.get_msg().rstrip("\n")))
+        self.write("!! %s failed\n" % task.name)
 
     def complete_run(self):
         if self.failures:
             self.write("%d step%s failed:\n" % (len(self.failures), "" if len(self.failures) == 1 else "s"))
             for result in self.failures:
-                first = (result["exception"].get_msg().strip().splitlines() or ["(no message)"])[0]
-                self.write("  %s\n" % first)
+                lines = result["exception"].get_msg().strip().splitlines() or ["(no message)"]
+                self.write("  %s\n" % lines[0])
+                for line in lines[1:]:
+                    self.write("    %s\n" % line)
         if self.runtime_errors:
             self.write("\n".join(self.runtime_errors) + "\n")

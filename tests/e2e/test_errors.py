@@ -88,3 +88,38 @@ def test_machine_file_errors_name_file_line_and_key(local_project):
             fh.write("%s:\n%s" % (name, body))
         out = local_project.doit("list", "machine=" + name, ok=None)
         one_error_line(out, "machines/bad.yml:%d:" % line, "machine '%s'" % name, *needles)
+
+
+import pytest
+
+
+@pytest.mark.parametrize("name", ["123", "true", "~", "<<"])
+def test_a_top_level_key_that_is_no_machine_name(local_project, name):
+    """Issue 11.13: YAML reads these as a number, a bool, null and a merge: a KeyError traceback."""
+    with open(local_project.file("machines/test.yml"), "a") as fh:
+        fh.write("%s:\n  extends: localhost\n" % name)
+    out = local_project.doit("list", ok=None)
+    one_error_line(out, "machines/test.yml:", "is not a machine name")
+
+
+def test_a_trace_file_that_cannot_be_written_stops_before_any_remote_work(local_project):
+    """Issue 11.13: HPCDO_TRACE in a missing directory raised after the remote operation ran."""
+    out = local_project.doit("fetch_results", ok=None, env={"HPCDO_TRACE": "/nonexistent/dir/t.jsonl"})
+    one_error_line(out, "HPCDO_TRACE=/nonexistent/dir/t.jsonl cannot be written")
+    assert out.ran == [] and not os.path.exists(local_project.remote_root)
+
+
+@pytest.mark.parametrize("template,needle", [
+    (b"#!/bin/bash\n\xff\n", "not UTF-8 text"),
+    (b'{% extends "slurm.sh.j2" %}{% block command %}{{ cores / 0 }}{% endblock %}\n', "ZeroDivisionError"),
+    (b'{% extends "mine.sh.j2" %}\n', "extends or includes itself"),
+])
+def test_a_broken_jobscript_template_is_one_line(local_project, template, needle):
+    """Issue 11.13: each of these was a traceback."""
+    os.makedirs(local_project.file("jobscripts"), exist_ok=True)
+    with open(local_project.file("jobscripts/mine.sh.j2"), "wb") as fh:
+        fh.write(template)
+    out = local_project.doit("jobscript", "straight", "jobscript=mine.sh.j2", ok=None)
+    assert out.rc != 0 and "Traceback" not in out.out, out
+    lines = [line for line in out.out.splitlines() if needle in line]
+    assert len(lines) == 1 and "mine.sh.j2" in lines[0], out
