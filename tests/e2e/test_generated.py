@@ -11,7 +11,8 @@ For each seed and machine, one scenario:
 
 (a) the first ``fetch_results`` runs every step and fetches every run's files;
 (b) the next call executes no task, in at most 2 remote operations;
-(c) a run added to a recipe runs only that run's submit, wait and fetch;
+(c) a run added to a recipe runs only that run's submit, wait and fetch, and
+    the call after that runs nothing;
 (d) ``cold`` and then a call: the rebuilt executable is the same, so nothing
     is submitted or fetched again;
 (e) a deleted result file, or a run's deleted result directory, is fetched
@@ -155,6 +156,9 @@ def test_generated_project(machine, seed, tmp_path, request):
     # (and its geometry's upload, if no other run read that geometry)
     checks.ran("(c) added run %s" % new, out, run_tasks([new]) | (spec.geometry_tasks() - sent))
     checks.results("(c) results after adding a run", spec.expected_runs(), ids=remote_job_ids(project))
+    # the new run's snapshot of the executable is one more link to it: nothing else may change
+    out = checks.call("(c) the call after adding a run", "fetch_results")
+    checks.check("(c) the call after adding a run runs no task", out.ran == [], "ran %s" % short(out.ran))
 
     # (d) cold rebuilds the same executable: nothing is submitted or fetched again
     checks.call("(d) cold", "cold")
