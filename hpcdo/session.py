@@ -39,6 +39,10 @@ def make_remote(machine):
     return remote
 
 
+#: the longest one scheduler query (squeue, qstat ...) may take, seconds
+QUERY_TIMEOUT = 30
+
+
 class Session:
     def __init__(self, machine):
         self.machine = machine
@@ -102,10 +106,19 @@ class Session:
                 stamps += s
                 runs += r
                 heads += dep.probe_heads()
-            script = scripts.probe_script(self.machine.remote_root, stamps, runs, self.scheduler, heads)
+            script = scripts.probe_script(self.machine.remote_root, stamps, runs, self.scheduler, heads,
+                                          query_timeout=self.query_timeout())
             result = self.remote.run(script, what="probe")
             self._stamps, self._jobs, self._queue = scripts.parse_probe(result.text, self.scheduler, runs)
             self._probed = True
+
+    def query_timeout(self):
+        """Seconds one scheduler query may take before it counts as unanswered.
+
+        A wedged ``squeue`` must not hang the probe; a wait bears unanswered
+        queries for ``scheduler_timeout`` in all.
+        """
+        return max(1, min(QUERY_TIMEOUT, int(float(self.machine.scheduler_timeout))))
 
     def stamp(self, key):
         """The stamp ``key`` as a dict, or None when the machine has none (or its product is gone)."""
@@ -311,7 +324,8 @@ class JobMonitor:
         if not active:
             self._generation += 1
             return
-        script = scripts.poll_script(session.machine.remote_root, active, session.scheduler)
+        script = scripts.poll_script(session.machine.remote_root, active, session.scheduler,
+                                     query_timeout=session.query_timeout())
         result = session.remote.run(script, what="poll %d jobs" % len(active))
         _stamps, jobs, queue = scripts.parse_probe(result.text, session.scheduler, active)
         session.update_from_poll(jobs, queue)

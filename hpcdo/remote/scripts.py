@@ -195,12 +195,13 @@ def _ls_remote(key, url, ref):
             "2>/dev/null | awk -v k=%s '{ print \"@g\", k, $1, $2 }'; }" % (q(url), q(ref), q(key)))
 
 
-def probe_script(remote_root, stamps, runs, scheduler, heads=()):
+def probe_script(remote_root, stamps, runs, scheduler, heads=(), query_timeout=None):
     """One script that reports every stamp and every run's job in one round trip.
 
     ``stamps``: (key, stamp path, [paths that must exist]) triples.
     ``runs``: (key, run directory, output patterns) triples.
     ``heads``: (key, git URL, ref) triples: what each branch or tag names now.
+    ``query_timeout``: seconds after which a scheduler query counts as unanswered.
     Jobs with an id but no exit marker are looked up in the queue at the end,
     and so are jobs whose marker says a signal ended them (exit 128-299): the
     scheduler tells whether that was a time limit, a cancel or a node failure.
@@ -215,9 +216,30 @@ def probe_script(remote_root, stamps, runs, scheduler, heads=()):
         by_parent.setdefault(_split_rundir(run[1])[0], []).append(run)
     for parent, here in by_parent.items():
         out.append(_runs_under(parent, here))
+    if query_timeout:
+        out.append(_time_limited(query_timeout))
     out.append('if [ -n "$ids" ]; then echo @q; %s; fi' % scheduler.status_snippet())
     out.append("exit 0")
     return "\n".join(out) + "\n"
+
+
+#: the commands schedulers are asked about jobs with (never those that submit)
+QUERY_COMMANDS = ("squeue", "sacct", "scontrol", "qstat", "qacct", "bjobs", "bhist", "yhq", "yhacct")
+
+
+def _time_limited(seconds):
+    """Shell that makes each scheduler query give up after ``seconds`` (where ``timeout`` exists).
+
+    A wedged ``squeue`` hung the probe and every wait with it.  Each query
+    command found on PATH becomes a function running it under ``timeout``
+    (which stops the command's whole process group); its failure then reads
+    as the scheduler not answering (``@qfail``), never as the job gone.  A
+    command the machine's ``shell_setup`` already made a function is left
+    as it is.
+    """
+    return ("if command -v timeout >/dev/null 2>&1; then for c in %s; do "
+            "case $(command -v $c 2>/dev/null) in /*) eval \"$c() { timeout %d $c \\\"\\$@\\\"; }\";; esac; "
+            "done; fi" % (" ".join(QUERY_COMMANDS), int(seconds)))
 
 
 LS_RE = re.compile(r"^\S+\s+\d+\s+\S+\s+\S+\s+(\d+)\s+(\S+\s+\S+\s+\S+)\s(.*)$")
@@ -627,9 +649,9 @@ def parse_submit(text):
     return found
 
 
-def poll_script(remote_root, runs, scheduler):
+def poll_script(remote_root, runs, scheduler, query_timeout=None):
     """The run part of the probe alone: markers and queue state of some runs."""
-    return probe_script(remote_root, [], runs, scheduler)
+    return probe_script(remote_root, [], runs, scheduler, query_timeout=query_timeout)
 
 
 def cancel_script(remote_root, jobs, scheduler):

@@ -46,3 +46,30 @@ def test_a_requeued_job_is_waited_for_not_submitted_again(slurm_project):
     assert [j[0] for j in ran] == [job], ran
     assert read_bytes(project, "rq", "r.dat") == expected(7)
     assert open(project.results("rq") + "/job.exit").read().split()[0] == "0"
+
+
+def test_a_wedged_squeue_is_no_answer_within_scheduler_timeout(slurm_project):
+    """Issue 11.6: a squeue that never answers hung wait and status; scheduler_timeout was
+    ignored.  A wrapper on the machine's PATH wedges squeue for this call only."""
+    project = slurm_project
+    anyproject.make(project, [("w", ["--sleep", 20, "--bytes", 1, "w.dat"])])
+    project.doit("submit")
+    job = _remote(project, "cat tool/runs/w/job.id")
+    wedge = project.remote_root + "-wedge"
+    project.cluster.ssh("mkdir -p %s && printf '#!/bin/sh\\nsleep 600\\n' > %s/squeue && chmod +x %s/squeue"
+                        % (wedge, wedge, wedge))
+    try:
+        setup = "shell_setup=['PATH=$HOME/%s:$PATH']" % wedge
+        started = time.monotonic()
+        status = project.doit("status", setup, "scheduler_timeout=4", timeout=120)
+        assert time.monotonic() - started < 30, "status waited on the wedged squeue"
+        assert "run w" in status.out and "%s unknown" % job in status.out, status
+        started = time.monotonic()
+        out = project.doit("fetch_results", setup, "scheduler_timeout=4", ok=False, timeout=180)
+        assert time.monotonic() - started < 60, "wait hung on the wedged squeue"
+        assert "has not answered for 4 s" in out.out and job in out.out, out
+        assert _remote(project, "cat tool/runs/w/job.id") == job            # nothing submitted again
+    finally:
+        project.cluster.ssh("rm -rf %s" % wedge, check=False)
+    assert project.doit("fetch_results", timeout=180).rc == 0
+    assert read_bytes(project, "w", "w.dat") == expected(1)

@@ -7,6 +7,7 @@ import pytest
 
 from hpcdo.remote import scripts
 from hpcdo.schedulers import get
+from hpcdo.schedulers.base import JobState
 
 HOSTILE = ["a b", "x;touch PWNED", "$(touch PWNED)", "`touch PWNED`", "q'uote", 'd"q', "new\nline",
            "ünï", "-rf", "*"]
@@ -232,3 +233,27 @@ def test_an_uploaded_geometry_is_read_only(tmp_path):
     assert os.stat(tmp_path / "g" / "in.gmy").st_mode & 0o222 == 0
     again = sh(scripts.upload_script(str(tmp_path), "g", "in.gmy", 4, '{"sig": "t"}'), tmp_path, b"abcd")
     assert again.returncode == 0 and (tmp_path / "g" / "in.gmy").read_bytes() == b"abcd"
+
+
+def test_a_wedged_scheduler_query_reads_as_no_answer_not_a_hang(tmp_path):
+    """Issue 11.6: a squeue that never answers hung the probe and every wait."""
+    import time
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "squeue").write_text("#!/bin/sh\nsleep 317\n")
+    (bin_dir / "squeue").chmod(0o755)
+    run = tmp_path / "runs" / "r"
+    run.mkdir(parents=True)
+    (run / "job.id").write_text("42\n")
+    runs = [("r", "runs/r", ["*"])]
+    slurm = get("slurm")
+    env = dict(os.environ, PATH="%s:%s" % (bin_dir, os.environ["PATH"]))
+    started = time.monotonic()
+    proc = subprocess.run(["sh", "-c", scripts.probe_script(str(tmp_path), [], runs, slurm, query_timeout=2)],
+                          cwd=tmp_path, capture_output=True, env=env, timeout=60)
+    assert time.monotonic() - started < 10
+    _stamps, jobs, queue = scripts.parse_probe(proc.stdout.decode(), slurm, runs)
+    assert queue == {"42": (JobState.UNKNOWN, None)}
+    # the query's whole process group is stopped, not only the wrapper script
+    assert not [line for line in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout.splitlines()
+                if line.startswith("sleep 317")]
