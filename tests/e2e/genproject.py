@@ -39,6 +39,7 @@ Run it by hand to look at one project::
 """
 
 import fnmatch
+import json
 import os
 import random
 import shutil
@@ -1009,6 +1010,13 @@ class Checks:
                     code = open(os.path.join(where, "job.exit")).read().split()[:1]
                     if code != ["0"]:
                         problems.append("job.exit says %s" % code)
+                if "job.id" in got and "hpcdo-provenance.json" in got:
+                    with open(os.path.join(where, "hpcdo-provenance.json")) as fh:
+                        said = str(json.load(fh).get("job_id"))
+                    local = open(os.path.join(where, "job.id")).read().strip()
+                    if said != local:
+                        problems.append("hpcdo-provenance.json says job %s, job.id says %s (files of two jobs)"
+                                        % (said, local))
                 if ids is not None and "job.id" in got:
                     local = open(os.path.join(where, "job.id")).read().strip()
                     if local != ids.get(name):
