@@ -518,6 +518,10 @@ def upload_script(remote_root, directory, filename, size, stamp_text):
 
 # -- jobs ---------------------------------------------------------------------
 
+#: seconds after which a submit lock whose holder cannot be checked (on
+#: another login node, or with no record) is taken to be abandoned
+LOCK_LIFE = 3600
+
 #: files of hpcdo's own in a run directory, never taken for outputs
 RUN_FILES = ("previous", "submit.log", ".submit.lock", "job.sh.tmp", "job.id.tmp", "job.exit.tmp", "job.sig",
              "job.tries")
@@ -589,14 +593,19 @@ def _submit_block(req, scheduler):
         'mkdir -p "$d" && cd "$d" || { printf "@error %s cannot enter the run directory\\n" "$k"; exit 0; }',
         "trap '' HUP INT TERM PIPE",
         "exec 3>&1 >>submit.log 2>&1",
-        "now=$(date +%s)",
+        "now=$(date +%s); h=$(hostname 2>/dev/null || uname -n)",
+        # the lock is taken over only from a holder known to be gone: on this
+        # login node, its process has ended; from another node (whose clock
+        # may differ), or with no record, after LOCK_LIFE. A holder still
+        # inside a slow sbatch keeps it however long that takes.
         "if ! mkdir .submit.lock 2>/dev/null; then",
-        "  t=$(cat .submit.lock/t 2>/dev/null); t=${t:-0}",
-        '  if [ $((now - t)) -gt 120 ]; then rm -rf .submit.lock; '
-        'mkdir .submit.lock 2>/dev/null || { printf "@busy %s\\n" "$k" >&3; exit 0; }',
+        "  t=0; p=; o=; read -r t p o < .submit.lock/t 2>/dev/null; case $t in ''|*[!0-9]*) t=0;; esac",
+        '  if { [ "$o" = "$h" ] && [ -n "$p" ] && ! kill -0 "$p" 2>/dev/null; } || [ $((now - t)) -gt %d ]; then '
+        'rm -rf .submit.lock; mkdir .submit.lock 2>/dev/null || { printf "@busy %%s\\n" "$k" >&3; exit 0; }'
+        % LOCK_LIFE,
         '  else printf "@busy %s\\n" "$k" >&3; exit 0; fi',
         "fi",
-        'echo "$now" > .submit.lock/t',
+        'printf "%s %s %s\\n" "$now" "$$" "$h" > .submit.lock/t',
         "trap 'rm -rf .submit.lock' EXIT",
         "cur=$(cat job.id 2>/dev/null)",
         'if [ "$cur" != %s ]; then printf "@changed %%s %%s\\n" "$k" "$cur" >&3; exit 0; fi' % q(req.expected_id),
@@ -617,13 +626,19 @@ def _submit_block(req, scheduler):
         # fd 3 is the caller's pipe: a job that inherited it would hold the
         # connection open until it ended
         "if { %s; } 3>&-; then" % scheduler.submit_snippet(),
-        # a job whose id cannot be recorded would run unknown to every later
-        # call: take it back
-        '  if ! { printf "%s\\n" "$id" > job.id.tmp && mv -f job.id.tmp job.id; }; then',
-        '    rm -f job.id.tmp; ids=$id; { %s; } 3>&-' % scheduler.cancel_snippet(),
+        # job.id is created only where there is none (ln, or noclobber where
+        # links are not allowed): if another hpcdo recorded a job meanwhile
+        # (it took over a lock it had reason to think abandoned), ours is the
+        # one taken back.  A job whose id cannot be recorded would run unknown
+        # to every later call: it is taken back too.
+        '  if ! { printf "%s\\n" "$id" > .job.id.$$ && '
+        '{ ln .job.id.$$ job.id 2>/dev/null || (set -C; cat .job.id.$$ > job.id) 2>/dev/null; }; }; then',
+        '    rm -f .job.id.$$; other=$(cat job.id 2>/dev/null); ids=$id; { %s; } 3>&-' % scheduler.cancel_snippet(),
+        '    [ -n "$other" ] && { printf "@changed %s %s\\n" "$k" "$other" >&3; exit 0; }',
         '    printf "@error %s job %s was submitted but its id cannot be recorded in the run directory '
         '(disk full or over quota?), so it was cancelled\\n" "$k" "$id" >&3; exit 0',
         '  fi',
+        '  rm -f .job.id.$$',
         '  printf "@submitted %s %s\\n" "$k" "$id" >&3',
         "else",
         '  printf "@error %s the scheduler refused the job:\\n" "$k" >&3',

@@ -257,3 +257,65 @@ def test_a_wedged_scheduler_query_reads_as_no_answer_not_a_hang(tmp_path):
     # the query's whole process group is stopped, not only the wrapper script
     assert not [line for line in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout.splitlines()
                 if line.startswith("sleep 317")]
+
+
+class _FakeScheduler:
+    """Submits by running ``submit`` (shell) and records cancels in cancelled.txt."""
+
+    def __init__(self, submit="id=777"):
+        self.submit = submit
+
+    def submit_snippet(self):
+        return self.submit
+
+    def cancel_snippet(self):
+        return 'printf "%s\\n" "$ids" >> cancelled.txt'
+
+
+def _request(rundir="runs/r", expected=""):
+    return scripts.SubmitRequest("r", rundir, expected, "SIG", [], ["*"], "#!/bin/sh\ntrue\n")
+
+
+def _submit(tmp_path, scheduler):
+    proc = sh(scripts.submit_script(str(tmp_path), [_request()], scheduler), tmp_path)
+    return scripts.parse_submit(proc.stdout.decode()).get("r")
+
+
+def _lock(tmp_path, age, pid, host=None):
+    import socket
+    import time
+    lock = tmp_path / "runs" / "r" / ".submit.lock"
+    lock.mkdir(parents=True)
+    (lock / "t").write_text("%d %d %s\n" % (time.time() - age, pid, host or socket.gethostname()))
+
+
+def test_a_lock_whose_holder_lives_is_kept_however_old(tmp_path):
+    """Issue 11.3: the lock was taken over after 120 s while its holder was still inside a slow
+    sbatch; the second call submitted too, and the run had two jobs."""
+    holder = subprocess.Popen(["sleep", "60"])
+    try:
+        _lock(tmp_path, age=3000, pid=holder.pid)
+        assert _submit(tmp_path, _FakeScheduler()) == ("busy", "")
+        assert not (tmp_path / "runs" / "r" / "job.id").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert _submit(tmp_path, _FakeScheduler()) == ("submitted", "777")        # its holder is gone now
+
+
+def test_a_lock_from_another_node_is_kept_for_an_hour(tmp_path):
+    _lock(tmp_path, age=600, pid=1, host="other-login-node")
+    assert _submit(tmp_path, _FakeScheduler()) == ("busy", "")
+    (tmp_path / "runs" / "r" / ".submit.lock" / "t").write_text("%d 1 other-login-node\n" % 1000)
+    assert _submit(tmp_path, _FakeScheduler()) == ("submitted", "777")
+
+
+def test_the_loser_of_a_race_to_record_its_job_cancels_it(tmp_path):
+    """Issue 11.3: the first call's sbatch returned and overwrote job.id: two jobs ran in one
+    directory.  Now job.id is only created, never overwritten, and the late job is cancelled."""
+    racing = _FakeScheduler('id=778; printf "555\\n" > job.id')        # another hpcdo records 555 meanwhile
+    assert _submit(tmp_path, racing) == ("changed", "555")
+    run = tmp_path / "runs" / "r"
+    assert (run / "job.id").read_text() == "555\n"
+    assert (run / "cancelled.txt").read_text() == "778\n"
+    assert not [p for p in os.listdir(run) if p.startswith(".job.id")]
