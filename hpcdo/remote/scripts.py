@@ -595,14 +595,15 @@ def _submit_block(req, scheduler):
         "exec 3>&1 >>submit.log 2>&1",
         "now=$(date +%s); h=$(hostname 2>/dev/null || uname -n)",
         # the lock is taken over only from a holder known to be gone: on this
-        # login node, its process has ended; from another node (whose clock
-        # may differ), or with no record, after LOCK_LIFE. A holder still
-        # inside a slow sbatch keeps it however long that takes.
+        # login node, when its process has ended (whatever the clock says);
+        # from another node, or with no record, after LOCK_LIFE. A holder
+        # still inside a slow sbatch keeps it however long that takes.
         "if ! mkdir .submit.lock 2>/dev/null; then",
         "  t=0; p=; o=; read -r t p o < .submit.lock/t 2>/dev/null; case $t in ''|*[!0-9]*) t=0;; esac",
-        '  if { [ "$o" = "$h" ] && [ -n "$p" ] && ! kill -0 "$p" 2>/dev/null; } || [ $((now - t)) -gt %d ]; then '
-        'rm -rf .submit.lock; mkdir .submit.lock 2>/dev/null || { printf "@busy %%s\\n" "$k" >&3; exit 0; }'
-        % LOCK_LIFE,
+        '  if [ "$o" = "$h" ] && [ -n "$p" ]; then kill -0 "$p" 2>/dev/null && s=0 || s=1; '
+        'else [ $((now - t)) -gt %d ] && s=1 || s=0; fi' % LOCK_LIFE,
+        '  if [ "$s" = 1 ]; then '
+        'rm -rf .submit.lock; mkdir .submit.lock 2>/dev/null || { printf "@busy %s\\n" "$k" >&3; exit 0; }',
         '  else printf "@busy %s\\n" "$k" >&3; exit 0; fi',
         "fi",
         'printf "%s %s %s\\n" "$now" "$$" "$h" > .submit.lock/t',
