@@ -284,7 +284,7 @@ def serve(params, persist, path, name):
     server.listen(64)
     os.replace(tmp, path)          # atomically take over from a dead agent's socket
     mine = os.stat(path).st_ino
-    state = {"last": time.monotonic(), "busy": 0, "served": 0, "retired": False}
+    state = {"last": time.monotonic(), "busy": 0, "served": 0, "retired": False, "lost": False}
     lock = threading.Lock()
     me = {"pong": True, "version": __version__, "code": code_identity(), "pid": os.getpid()}
     print("ready", flush=True)
@@ -324,6 +324,13 @@ def serve(params, persist, path, name):
                 conn.sendall((json.dumps({"exit": result.exit_code,
                                           "stderr": result.stderr.decode("utf-8", "replace")}) + "\n").encode())
             except RemoteError as exc:
+                if not remote.is_connected():
+                    # the connection is gone and could not be opened again: an
+                    # agent lives for its connection, so it retires, and the next
+                    # call starts one that tries afresh (the refusal would
+                    # otherwise be kept, and each refused call reset the idle timer)
+                    with lock:
+                        state["retired"] = state["lost"] = True
                 _send_frame(conn, b"")
                 conn.sendall((json.dumps({"error": str(exc)}) + "\n").encode())
         except (OSError, EOFError, ValueError):
@@ -356,7 +363,13 @@ def serve(params, persist, path, name):
                 if idle or not _is(path, mine):
                     break         # idle long enough, or another agent took the socket over
             with lock:
+                lost = state["lost"]
                 if state["retired"]:
+                    if lost and _is(path, mine):
+                        try:
+                            os.remove(path)     # the next call starts an agent of its own
+                        except OSError:
+                            pass
                     break         # other code's client takes the socket over: leave it to it
         # clients that connected before the socket went are served all the same
         server.setblocking(False)

@@ -316,6 +316,11 @@ class SSHRemote(Remote):
     def connect(self):
         self._transport()
 
+    def is_connected(self):
+        """True while a connection is open (no refusal kept, no dead transport)."""
+        with self._lock:
+            return self._refused is None and self._conn is not None and self._conn.is_connected
+
     def _open(self):
         import fabric
         import paramiko

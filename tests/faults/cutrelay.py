@@ -164,8 +164,10 @@ class CutRelay:
 
     def _note_cut(self, conn):
         with self._lock:
-            direction = conn.cut[0]
-            self.cuts.append((direction, conn.count[direction]))
+            if conn.cut:             # an armed cut; drop_all() cuts unarmed ones too
+                self.cuts.append((conn.cut[0], conn.count[conn.cut[0]]))
+            else:
+                self.cuts.append(("both", conn.count["up"] + conn.count["down"]))
 
     def _accept(self):
         while not self._stop.is_set():
