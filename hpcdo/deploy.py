@@ -433,7 +433,7 @@ class Deployment:
         sig = self.clone_sig()
         if isinstance(source, Git):
             result = remote.run(scripts.git_clone_script(root, self.src, source.url, source.ref, sig),
-                                what="clone " + self.recipe.name)
+                                what="clone " + self.recipe.name, private=True)
             commit = _tagged(result.text, "@commit")
             self.session.set_stamp(self.keys["clone"], {"sig": sig, "commit": commit})
             return "cloned %s at %s" % (source.url, commit)
@@ -505,7 +505,8 @@ class Deployment:
 
     def _build_step(self, step, script):
         """Run a configure or compile script; on failure forget its stamp and show the log's tail."""
-        result = self.session.remote.run(script, what="%s %s" % (step, self.recipe.name), check=False)
+        result = self.session.remote.run(script, what="%s %s" % (step, self.recipe.name), check=False,
+                                         private=True)
         if result.exit_code != 0:
             self.session.set_stamp(self.keys[step], None)
             raise RemoteError("%s of %s on %s failed:\n%s"
@@ -586,7 +587,7 @@ class Deployment:
             request = self.submit_request(run, info, fresh=fresh)
             result = self.session.remote.run(
                 scripts.submit_script(self.machine.remote_root, [request], self.session.scheduler),
-                what="submit " + run.name)
+                what="submit " + run.name, private=True)
             outcome, detail = scripts.parse_submit(result.text).get(
                 key, ("error", result.text.strip() or "no answer from the submit script"))
             if outcome == "error" and self.session.scheduler.transient(detail) and away < RETRIES:

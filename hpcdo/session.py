@@ -198,7 +198,7 @@ class Session:
             return "nothing to submit"
         script = scripts.submit_script(self.machine.remote_root, [r for _d, _r, r in requests.values()],
                                        self.scheduler)
-        result = self.remote.run(script, what="submit %d runs" % len(requests))
+        result = self.remote.run(script, what="submit %d runs" % len(requests), private=True)
         answers = scripts.parse_submit(result.text)
         for key, (dep, run, request) in requests.items():
             outcome, detail = answers.get(key, ("missing", ""))
@@ -249,7 +249,8 @@ class Session:
         if requests:
             script = scripts.submit_script(self.machine.remote_root, [r for _d, _r, r in requests.values()],
                                            self.scheduler)
-            answers = scripts.parse_submit(self.remote.run(script, what="retry %d runs" % len(requests)).text)
+            answers = scripts.parse_submit(self.remote.run(script, what="retry %d runs" % len(requests),
+                                                           private=True).text)
             for key, (dep, run, request) in requests.items():
                 outcome, detail = answers.get(key, ("error", "no answer from the submit script"))
                 if dep.submitted(run, request, outcome, detail):

@@ -88,8 +88,14 @@ class Remote:
     #: shell text put before every script: the machine's ``shell_setup``
     preamble = ""
 
-    def run(self, script, stdin=None, sink=None, what="", check=True):
-        """Run ``script`` with ``sh -c`` (``sh -s`` when long) and return a :class:`Result`.
+    def run(self, script, stdin=None, sink=None, what="", check=True, private=False):
+        """Run ``script`` with ``sh -c`` (``sh -s`` when long or private) and return a :class:`Result`.
+
+        ``private``: the script carries values other users of the machine
+        must not see (environment values such as licence tokens, jobscripts):
+        it goes by stdin, never as a command-line argument that ``ps`` shows
+        them.  That costs a round trip, so the probe, which carries none,
+        stays a command.
 
         ``stdin`` may be bytes, a binary file or an iterable of byte chunks;
         it is streamed while stdout is read, so uploads and downloads of any
@@ -101,9 +107,10 @@ class Remote:
         start = time.monotonic()
         if script is not None and self.preamble:
             script = self.preamble + script
-        if stdin is None and len(script) > BIG_SCRIPT // 5 and len(shlex.quote(script)) > BIG_SCRIPT:
+        if stdin is None and (private or (len(script) > BIG_SCRIPT // 5 and len(shlex.quote(script)) > BIG_SCRIPT)):
             # too long for one argument (Linux takes 128 KiB, an SSH exec
-            # request not much more): let sh read the script from stdin
+            # request not much more), or not for other eyes: let sh read the
+            # script from stdin
             script, stdin = None, script.encode()
         try:
             result = self._run(script, _counted(_chunks(stdin), counter), sink, counter)

@@ -346,3 +346,33 @@ def test_a_killed_fetchs_leftovers_are_removed_by_the_next_fetch(local_project):
     assert out.ran == ["fetch_results:r"], out
     assert sorted(os.listdir(parent)) == ["r", "r.incoming-1"]
     assert read_bytes(tool, "r.incoming-1", "y") == expected(2)
+
+
+def test_secret_values_never_reach_a_command_line(tool):
+    """Issue 11.8: machine env values (a licence token) and jobscripts travelled as 'sh -c'
+    arguments, which every user of the login node sees with ps.  The test cluster is on this
+    computer, so ps here sees the machine's processes too."""
+    import subprocess
+    import threading
+    token, job_token = "lic-7f3a9c1e5b", "job-2d8e6b4f1a"
+    anyproject.make(tool, [("r", ["--sleep", 1, "--bytes", 3, "x"])],
+                    extra="recipe.runs['r'].env['JOB_TOKEN'] = %r\n" % job_token)
+    with open(tool.file("machines/machines_user.yml"), "a") as fh:     # where a user keeps such things
+        fh.write("%s:\n  env: {LICENCE_TOKEN: %s}\n" % (tool.machine, token))
+    seen, stop = [], threading.Event()
+
+    def sample():
+        while not stop.is_set():
+            args = subprocess.run(["ps", "-ww", "-eo", "args"], capture_output=True, text=True).stdout
+            seen.extend(line for line in args.splitlines() if token in line or job_token in line)
+            stop.wait(0.02)
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        out = tool.doit("fetch_results")
+    finally:
+        stop.set()
+        sampler.join()
+    assert seen == [], seen
+    assert token not in out.out and job_token not in out.out
+    assert tool.remote("grep -c %s tool/runs/r/job.sh" % job_token).strip() == "1"   # it did reach the job
