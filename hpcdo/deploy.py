@@ -297,6 +297,10 @@ class Deployment:
                 not head or head == stamp.get("commit"))
         return bool(stamp)
 
+    def local_source_sig(self):
+        """The source stamp a build must find on the machine: a local tree's, else None."""
+        return None if isinstance(self.recipe.source, Git) else self.clone_sig()
+
     def source_synced(self):
         stamp = self.session.stamp(self.keys["clone"])
         return bool(stamp) and stamp.get("sig") == self.clone_sig()
@@ -446,7 +450,7 @@ class Deployment:
         deleted = sorted(p for p in remote_manifest if p not in manifest)
         stamp = json.dumps({"sig": sig})
         seal = transfer.new_seal()
-        sent = transfer.send_files(remote, scripts.sync_script(root, self.src, stamp, seal),
+        sent = transfer.send_files(remote, scripts.sync_script(root, self.src, stamp, seal, lock_dir=self.dir),
                                    self._local(source.path), changed, deleted,
                                    what="sync %d files" % len(changed), seal=seal)
         self.session.set_stamp(self.keys["clone"], {"sig": sig})
@@ -482,7 +486,8 @@ class Deployment:
         had_cache = self.session.stamp(self.keys["cache"]) is not None
         record = self.cache_record()
         script = scripts.configure_script(self.machine.remote_root, self.dir, self.setup(), self.machine.cmake,
-                                          options, fresh, json.dumps(record, sort_keys=True), json.dumps(stamp))
+                                          options, fresh, json.dumps(record, sort_keys=True), json.dumps(stamp),
+                                          source_sig=self.local_source_sig())
         self.session.set_stamp(self.keys["compile"], None)      # the script removed it
         self.session.set_stamp(self.keys["cache"], record)
         result = self._build_step("configure", script)
@@ -497,7 +502,8 @@ class Deployment:
         jobs = self.recipe.make_jobs or self.machine.make_jobs
         sig = self.compile_sig()
         script = scripts.compile_script(self.machine.remote_root, self.dir, self.setup(), self.machine.cmake,
-                                        jobs, self.recipe.build_target, self.recipe.executable, sig)
+                                        jobs, self.recipe.build_target, self.recipe.executable, sig,
+                                        source_sig=self.local_source_sig())
         result = self._build_step("compile", script)
         binary = _tagged(result.text, "@binary")
         self.session.set_stamp(self.keys["compile"], {"sig": sig, "binary": binary})
@@ -543,8 +549,10 @@ class Deployment:
         if run.geometry:
             links.append(("../../geometry/%s/%s" % (run.geometry, self.geometry_file(run.geometry)),
                           self.geometry_file(run.geometry)))
+        binary = (self.session.stamp(self.keys["compile"]) or {}).get("binary")
         request = scripts.SubmitRequest(self.run_key(run), self.run_dir(run), info["id"], sig, links,
-                                        run.outputs, self.jobscript(run), fresh=fresh)
+                                        run.outputs, self.jobscript(run), fresh=fresh, binary=binary,
+                                        build_stamp="../../build/.hpcdo-compile")
         same = not fresh and info["id"] and info["sig"] == sig
         request.tries = (int(info["tries"]) if str(info.get("tries", "")).isdigit() else 1) + 1 if same else 1
         return request

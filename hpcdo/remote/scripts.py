@@ -365,7 +365,7 @@ def parse_manifest(text):
     return found
 
 
-def sync_script(remote_root, src, stamp_text, seal):
+def sync_script(remote_root, src, stamp_text, seal, lock_dir=None):
     """Unpack a tar of changed files from stdin into ``src``, apply deletions, stamp.
 
     The stamp goes first and comes back last: a cut-short upload leaves no
@@ -373,8 +373,11 @@ def sync_script(remote_root, src, stamp_text, seal):
     itself cannot tell a stream cut between two members from a whole one (it
     exits 0), so the stream ends with a member ``.hpcdo-end`` holding
     ``seal``, a token new for every upload: without it nothing is stamped.
+    ``lock_dir``: the recipe directory whose build lock the sync takes, so
+    that it never changes a source tree another checkout is building.
     """
-    return prelude(remote_root) + (
+    lock = "\n".join(_build_lock(lock_dir)) + "\n" if lock_dir else ""
+    return prelude(remote_root) + lock + (
         "s=%(src)s\n"
         'mkdir -p "$s" && rm -f "$s/.hpcdo-stamp" "$s/.hpcdo-end" || exit 1\n'
         'tar -xmf - -C "$s" || { echo "hpcdo: the source upload was cut short" >&2; exit 1; }\n'
@@ -410,7 +413,22 @@ def git_clone_script(remote_root, src, url, ref, stamp_sig):
 
 # -- build ------------------------------------------------------------------
 
-def configure_script(remote_root, recipe_dir, setup, cmake, options, fresh, cache_text, stamp_text):
+def _source_is(recipe_dir, source_sig):
+    """Lines that stop a build unless the machine's source is the one this call synced.
+
+    Two checkouts with different sources may share a work root: under the
+    build lock, a build checks the source stamp, so one never builds the
+    other's code under its own name.
+    """
+    if not source_sig:
+        return []
+    return ['grep -q %s %s/src/.hpcdo-stamp 2>/dev/null || { echo "hpcdo: the source on the machine is not '
+            'the one this call sent (another checkout of the project shares this work root?); call again" >&2; '
+            'exit 96; }' % (q('"sig": "%s"' % source_sig), q(recipe_dir))]
+
+
+def configure_script(remote_root, recipe_dir, setup, cmake, options, fresh, cache_text, stamp_text,
+                     source_sig=None):
     """Run CMake in ``build/``.
 
     ``fresh``: start from a new cache, because an option left the recipe or
@@ -426,7 +444,8 @@ def configure_script(remote_root, recipe_dir, setup, cmake, options, fresh, cach
         if isinstance(value, bool):
             value = "ON" if value else "OFF"
         args.append(q("-D%s=%s" % (name, value)))
-    return prelude(remote_root) + "\n".join(_build_lock(recipe_dir) + _checked(setup) + [
+    return prelude(remote_root) + "\n".join(_build_lock(recipe_dir) + _source_is(recipe_dir, source_sig) +
+                                             _checked(setup) + [
         "cd %s || exit 1" % q(recipe_dir),
         "rm -f build/.hpcdo-configure build/.hpcdo-compile",
         "mkdir -p build && cd build || exit 1",
@@ -441,12 +460,13 @@ def configure_script(remote_root, recipe_dir, setup, cmake, options, fresh, cach
     ]) + "\n"
 
 
-def compile_script(remote_root, recipe_dir, setup, cmake, jobs, target, executable, sig):
+def compile_script(remote_root, recipe_dir, setup, cmake, jobs, target, executable, sig, source_sig=None):
     """Build, hash the executable, stamp; prints ``@binary <hash>`` last."""
     build = "%s --build . -j %d" % (_command(cmake), int(jobs))
     if target:
         build += " --target %s" % q(target)
-    return prelude(remote_root) + "\n".join(_build_lock(recipe_dir) + _checked(setup) + [
+    return prelude(remote_root) + "\n".join(_build_lock(recipe_dir) + _source_is(recipe_dir, source_sig) +
+                                             _checked(setup) + [
         "cd %s/build || exit 1" % q(recipe_dir),
         "rm -f .hpcdo-compile",
         "out=$(%s 2>&1); rc=$?" % build,
@@ -543,9 +563,14 @@ class SubmitRequest:
     ``fresh`` (a retry the user asked for) starts the count again.
     """
 
-    def __init__(self, key, rundir, expected_id, sig, links, patterns, jobscript, fresh=False):
+    def __init__(self, key, rundir, expected_id, sig, links, patterns, jobscript, fresh=False,
+                 binary=None, build_stamp=None):
         self.key = key
         self.fresh = fresh
+        #: the executable's hash the signature was made with, and the compile
+        #: stamp (relative to the run directory) that must still name it
+        self.binary = binary
+        self.build_stamp = build_stamp
         self.rundir = rundir
         self.expected_id = expected_id
         self.sig = sig
@@ -586,6 +611,16 @@ def _submit_block(req, scheduler):
         link_lines.append('ln -f %s %s 2>/dev/null || cp -f %s %s || '
                           '{ printf "@error %%s cannot copy %%s into the run directory\\n" "$k" %s >&3; exit 0; }'
                           % (q(source), q(name), q(source), q(name), q(name)))
+    same_binary = []
+    if req.binary and req.build_stamp:
+        # another checkout sharing the work root may have rebuilt the
+        # executable since this call did: checked before the snapshot is
+        # linked and again after, so a rebuild in between is seen too
+        same_binary = ['grep -q %s %s 2>/dev/null || { rm -f %s; printf "@error %%s the executable on the machine '
+                       'is no longer the one this call built (another checkout of the project shares this work '
+                       'root?); call again\\n" "$k" >&3; exit 0; }'
+                       % (q('"binary": "%s"' % req.binary), q(req.build_stamp),
+                          " ".join(q(name) for _src, name in req.links))]
     return "\n".join([
         "(",
         "k=%s" % q(req.key),
@@ -610,13 +645,14 @@ def _submit_block(req, scheduler):
         "trap 'rm -rf .submit.lock' EXIT",
         "cur=$(cat job.id 2>/dev/null)",
         'if [ "$cur" != %s ]; then printf "@changed %%s %%s\\n" "$k" "$cur" >&3; exit 0; fi' % q(req.expected_id),
+    ] + same_binary + [
         "cat > job.sh.tmp %s" % _heredoc(req.jobscript, FULL % "write the jobscript"),
         # keep the previous attempt's files rather than overwrite them
         'if [ -n "$cur" ]; then prev="previous/$cur"; mkdir -p "$prev"; %s; fi'
         % _each_output(("job.sh", "job.out", "job.exit", "job.started", "job.cancelled") + tuple(req.patterns),
                        [name for _src, name in req.links], 'mv -f "$f" "$prev/"'),
         "rm -f job.exit job.started job.id job.cancelled",
-    ] + link_lines + [
+    ] + link_lines + same_binary + [
         "mv -f job.sh.tmp job.sh || " + FULL % "write the jobscript",
         # the jobs in a row for these inputs: automatic resubmissions are counted against ``retries``
         "n=0; %s" % ("" if req.fresh else

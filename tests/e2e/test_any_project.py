@@ -376,3 +376,39 @@ def test_secret_values_never_reach_a_command_line(tool):
     assert seen == [], seen
     assert token not in out.out and job_token not in out.out
     assert tool.remote("grep -c %s tool/runs/r/job.sh" % job_token).strip() == "1"   # it did reach the job
+
+
+def test_two_checkouts_with_different_sources_never_build_each_others_code(tool, tmp_path):
+    """Issue 11.7: a second checkout synced its source while the first was compiling (the sync
+    took no build lock): the first's results came from the second's code, under the first's
+    provenance.  A slow custom target holds the first build open while the second syncs."""
+    import subprocess
+    import time
+    from conftest import reaped
+    anyproject.make(tool, [("who", [])])
+    with open(tool.file("tool/CMakeLists.txt"), "a") as fh:
+        fh.write("add_custom_target(slow ALL COMMAND sleep 7)\nadd_dependencies(tool slow)\n")
+    other = tool.clone_to(tmp_path / "other")
+    tool_c = other.file("tool/tool.c")
+    with open(tool_c) as fh:
+        text = fh.read()
+    with open(tool_c, "w") as fh:
+        fh.write(text.replace('printf("tool: done\\n")', 'printf("tool: done by the other checkout\\n")'))
+    with reaped(tool.popen("fetch_results")) as first:
+        deadline = time.monotonic() + 120
+        # the machine is this computer (localhost, or the loopback cluster): its build is seen here
+        while subprocess.run(["pgrep", "-fx", "sleep 7"], capture_output=True).returncode != 0:
+            assert time.monotonic() < deadline, "the first call never started its build"
+            time.sleep(0.2)
+        time.sleep(1)
+        second = other.doit("compile", ok=None, timeout=300)     # syncs its own source, then builds
+        out, err = first.communicate(timeout=300)
+    assert "Traceback" not in out + err + second.out
+    if first.returncode == 0:
+        with open(os.path.join(tool.results("who"), "job.out")) as fh:
+            assert fh.read().strip().splitlines()[-1] == "tool: done", "the first checkout ran the other's code"
+    else:
+        assert "not the one this call sent" in out + err, out + err
+    again = tool.doit("fetch_results", timeout=300)
+    with open(os.path.join(tool.results("who"), "job.out")) as fh:
+        assert fh.read().strip().splitlines()[-1] == "tool: done", again
