@@ -84,6 +84,9 @@ class Scheduler:
     states = {}
     #: longest job name when the machine sets no ``max_job_name_chars`` (0: no limit)
     name_limit = 0
+    #: the scheduler refuses job names that do not start with a letter (recipe names may
+    #: start with a digit): such names get a "j" in front
+    letter_first = False
 
     def submit_snippet(self):
         """Shell that submits ./job.sh from the run directory and sets ``id``."""
@@ -121,6 +124,8 @@ class Scheduler:
     def job_name(self, recipe, run, limit):
         """A job name the scheduler accepts, at most ``limit`` characters."""
         name = re.sub(r"[^A-Za-z0-9_.-]", "_", "%s-%s" % (recipe, run))
+        if self.letter_first and not name[:1].isalpha():
+            name = "j" + name
         limit = limit or self.name_limit
         return name[:limit] if limit else name
 

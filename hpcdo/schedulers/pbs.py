@@ -40,6 +40,7 @@ WRAPPER_OPTIONS = (
 class PBS(Scheduler):
     name = "pbs"
     template = "pbs.sh.j2"
+    letter_first = True              # PBS wants a letter first
     #: the qstat options tried first (then plain ``qstat -f``)
     qstat_first = "-f -x"
     states = {
@@ -60,13 +61,6 @@ class PBS(Scheduler):
     }
     #: negative exit statuses: PBS ended the job
     pbs_codes = {-29: JobState.TIMEOUT, -20: JobState.NODE_FAIL}
-
-    def job_name(self, recipe, run, limit):
-        name = Scheduler.job_name(self, recipe, run, None)
-        if not name[:1].isalpha():           # PBS wants a letter first
-            name = "j" + name
-        limit = limit or self.name_limit
-        return name[:limit] if limit else name
 
     def submit_snippet(self):
         return (WRAPPER_OPTIONS +

@@ -25,6 +25,7 @@ FAILED_AFTER_JOB = 100           # "assumedly after job": killed (qdel, or a lim
 class SGE(Scheduler):
     name = "sge"
     template = "sge.sh.j2"
+    letter_first = True              # qsub: 'job name ... cannot start with a digit'
 
     # the usual states; other combinations of the same letters go through state_of
     states = {

@@ -607,3 +607,11 @@ def test_a_job_the_queue_holds_again_is_active_whatever_its_marker_says():
     assert combine("7", "1 1700000000", JobState.RUNNING) == (JobState.RUNNING, None)
     assert combine("7", "143 1700000000", JobState.CANCELLED) == (JobState.CANCELLED, 143)
     assert combine("7", "143 1700000000", None) == (JobState.FAILED, 143)
+
+
+def test_grid_engine_and_pbs_job_names_start_with_a_letter():
+    """Found by the generated projects: qsub refused '1aaZ-...' ('cannot start with a digit'),
+    so a recipe whose name starts with a digit could submit nothing on Grid Engine."""
+    assert get("sge").job_name("1aaZ", "r", 0) == "j1aaZ-r"
+    assert get("pbs").job_name("9x", "r", 0) == "j9x-r"
+    assert get("slurm").job_name("1aaZ", "r", 0) == "1aaZ-r"
