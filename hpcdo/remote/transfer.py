@@ -139,6 +139,8 @@ def unpack(archive, dest):
         try:
             with tarfile.open(fileobj=fh, mode="r|") as tar:
                 for member in tar:
+                    if member.isdir() and member.name.strip("/") in ("", "."):
+                        continue            # "." itself: the destination, already there
                     name = _inside(member.name, dest)
                     if member.isdir():
                         _make_dirs(dest, name)

@@ -180,3 +180,18 @@ def test_unpack_refuses_a_file_where_a_directory_is_needed(tmp_path):
     dest.mkdir()
     with pytest.raises(RemoteError, match="refusing"):
         unpack(str(path), str(dest))
+
+
+def test_a_tar_of_dot_unpacks(tmp_path):
+    """'tar -cf - .' starts with the member '.', the destination itself (the benchmarks' downloads)."""
+    import subprocess
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    (src / "sub" / "f.txt").write_text("f")
+    data = subprocess.run(["tar", "-cf", "-", "."], cwd=src, capture_output=True, check=True).stdout
+    path = tmp_path / "in.tar"
+    path.write_bytes(b"@tar\n" + data)
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    _header, files = unpack(str(path), str(dest))
+    assert files == ["sub/f.txt"] and (dest / "sub" / "f.txt").read_text() == "f"
