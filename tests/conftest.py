@@ -15,6 +15,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 
 import pytest
@@ -254,9 +255,24 @@ def slurm_project(tmp_path, cluster):
 MACHINES = ["localhost", "testslurm", "testsge", "testpbs"]
 
 
-@pytest.fixture(params=MACHINES)
-def project(request, tmp_path):
+def on_machine(request, tmp_path):
+    """The body of a fixture parametrised by machine name: localhost's project, or a cluster one."""
     if request.param == "localhost":
         yield request.getfixturevalue("local_project")
         return
     yield from cluster_project(tmp_path, request.getfixturevalue("cluster"), request.param)
+
+
+@pytest.fixture(params=MACHINES)
+def project(request, tmp_path):
+    yield from on_machine(request, tmp_path)
+
+
+def wait_until(predicate, what, timeout=90, every=0.3):
+    """Wait until ``predicate()`` is true; fail saying ``what`` did not happen in ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(every)
+    raise AssertionError("timed out waiting for " + what)

@@ -11,17 +11,14 @@ import pytest
 
 import anyproject
 from anyproject import expected, read_bytes
-from conftest import cluster_project
+from conftest import on_machine
 
 MACHINES = ["localhost", "testslurm"]
 
 
 @pytest.fixture(params=MACHINES)
 def tool(request, tmp_path):
-    if request.param == "localhost":
-        yield request.getfixturevalue("local_project")
-        return
-    yield from cluster_project(tmp_path, request.getfixturevalue("cluster"), request.param)
+    yield from on_machine(request, tmp_path)
 
 
 def remote_job_id(project, run):

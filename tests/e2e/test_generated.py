@@ -196,7 +196,8 @@ def test_generated_project(machine, seed, tmp_path, request):
 
 @pytest.mark.parametrize("machine,seed", PARALLEL_CASES, ids=[_id(c) for c in PARALLEL_CASES])
 def test_generated_project_in_parallel(machine, seed, tmp_path, request):
-    """doit -n 4 (processes, doit's default): complete and current results, fresh and after a change."""
+    """doit -n 4 (threads: hpcdo sets par_type; doit's default was processes, each blind to the
+    others' work): complete and current results, fresh and after a change."""
     spec = generate(seed)
     project = make_project(request, tmp_path, machine)
     spec.write(project.path)

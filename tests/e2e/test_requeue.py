@@ -12,30 +12,21 @@ import time
 
 import anyproject
 from anyproject import expected, read_bytes
-from conftest import reaped
+from conftest import reaped, wait_until
 
 
 def _remote(project, command):
     return project.remote(command).strip()
 
 
-def _wait_for(predicate, what, timeout=90):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.3)
-    raise AssertionError("timed out waiting for " + what)
-
-
 def test_a_requeued_job_is_waited_for_not_submitted_again(slurm_project):
     project = slurm_project
     anyproject.make(project, [("rq", ["--sleep", 6, "--bytes", 7, "r.dat"])])
     with reaped(project.popen("fetch_results")) as working:
-        _wait_for(lambda: _remote(project, "cat tool/runs/rq/job.started 2>/dev/null"), "the job to start")
+        wait_until(lambda: _remote(project, "cat tool/runs/rq/job.started 2>/dev/null"), "the job to start")
         job = _remote(project, "cat tool/runs/rq/job.id")
         project.cluster.ssh("scontrol requeue %s" % job)
-        _wait_for(lambda: _remote(project, "cat tool/runs/rq/job.exit 2>/dev/null").startswith("143"),
+        wait_until(lambda: _remote(project, "cat tool/runs/rq/job.exit 2>/dev/null").startswith("143"),
                   "the first attempt's exit marker")
         time.sleep(2)                      # a poll or two sees the marker beside PENDING
         project.cluster.ssh("scontrol update jobid=%s starttime=now" % job)
