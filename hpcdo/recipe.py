@@ -173,6 +173,8 @@ def _check_fields(label, what, text, geometry):
         # to sbatch; a NUL cannot pass through a shell at all
         raise ConfigError("%s: %s %r holds a carriage return or NUL byte, which no "
                           "jobscript can carry" % (label, what, text))
+    if "{" not in text and "}" not in text:
+        return text               # most arguments: nothing to fill in (5000 runs load faster)
     known = ", ".join("{%s}" % f for f in ARG_FIELDS[:-1]) + " and {%s}" % ARG_FIELDS[-1]
     try:
         fields = [field for _text, field, _spec, _conv in string.Formatter().parse(text)
