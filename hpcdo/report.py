@@ -31,9 +31,15 @@ class Reporter(ConsoleReporter):
     def complete_run(self):
         if self.failures:
             self.write("%d step%s failed:\n" % (len(self.failures), "" if len(self.failures) == 1 else "s"))
+            # the same message from several steps (a template every submit renders) is said once
+            said = {}
             for result in self.failures:
-                lines = result["exception"].get_msg().strip().splitlines() or ["(no message)"]
-                self.write("  %s\n" % lines[0])
+                said.setdefault(result["exception"].get_msg().strip() or "(no message)", []).append(
+                    result["task"].name)
+            for message, names in said.items():
+                lines = message.splitlines()
+                also = " [the same for %s]" % ", ".join(names) if len(names) > 1 else ""
+                self.write("  %s%s\n" % (lines[0], also))
                 for line in lines[1:]:
                     self.write("    %s\n" % line)
         if self.runtime_errors:
