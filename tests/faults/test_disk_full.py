@@ -95,7 +95,8 @@ def test_submit_on_a_full_disk(disk_project, spare_pages):
 
 def test_job_output_on_a_full_disk_is_not_taken_as_done(disk_project):
     """The disk fills while the job waits in the queue: the job cannot write its results;
-    wait must not call it completed, nothing is fetched, the next call runs it again."""
+    wait must not call it completed, nothing is fetched.  Its failure looks like the
+    program's (a non-zero exit), so it waits for ``retry``, which runs it again."""
     project = disk_project
     write_recipe(project, RUNS)
     hold = "directives=['--hold']"
@@ -110,8 +111,11 @@ def test_job_output_on_a_full_disk_is_not_taken_as_done(disk_project):
     no_traceback(out)
     assert "fetch_results:a" not in out.ran, out
     assert not os.path.exists(os.path.join(project.results("a"), "summary.json"))
+    assert "retry a" in out.out, out
     project.disk.free()
-    # with space again, the next call runs the job again (held: release it) and fetches
+    # with space again, retry runs the job again (held: release it) and fetch_results fetches
+    retried = project.doit("retry", "a", hold)
+    assert "submitted job" in retried.out, retried
     proc = project.popen("fetch_results", hold)
     with reaped(proc):
         wait_until(lambda: project.remote("cat lbflow/runs/a/job.id 2>/dev/null").strip() not in ("", job),

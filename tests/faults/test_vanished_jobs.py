@@ -141,7 +141,8 @@ def test_sge_job_killed_without_marker_or_accounting_is_submitted_again_once(sge
     assert rc != 0
     assert "Traceback" not in output, output
     assert took < 60, "the wait hung for %d s on a job that no longer exists" % took
-    assert "job %s ended LOST" % first in output and "submitting it again" in output, output
+    assert "job %s ended LOST (the machine ended it, not the program); submitted it again as job %s" % (
+        first, second) in output, output
     assert "job %s on testsge ended LOST" % second in output and "retry long" in output, output
     assert project.remote("cat lbflow/runs/long/job.exit 2>/dev/null").strip() == ""
     again = project.doit("submit:long", NO_QACCT)             # retries used up: left alone
