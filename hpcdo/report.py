@@ -17,14 +17,9 @@ from doit.reporter import ConsoleReporter
 class Reporter(ConsoleReporter):
     desc = "hpcdo's console output: each failure once, and one line per failure at the end"
 
-    def __init__(self, outstream, options):
-        super().__init__(outstream, options)
-        self.skipped = []
-
     def add_failure(self, task, fail):
         if isinstance(fail, UnmetDependency):
-            self.skipped.append(task.name)
-            return
+            return              # skipped because a step before it failed, which is said already
         self.failures.append({"task": task, "exception": fail})
         self.write("!! %s failed\n" % task.name)
 
