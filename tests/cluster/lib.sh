@@ -553,6 +553,16 @@ slurm_up() {
         log "slurm.conf changed: restarting slurmctld and slurmd"
         slurm_down
     fi
+    # The planning partition's CLOUD nodes never run: once slurmctld has tried
+    # to power one up (a job really sent there) or restarted, its saved state
+    # says NOT_RESPONDING and sbatch --test-only refuses every plan. Their
+    # state is the config's: start slurmctld without the saved node state.
+    if slurmctld_pid >/dev/null &&
+        SLURM_CONF=$SLURM_CONF timeout 10 sinfo -h -p multi -o %t 2>/dev/null | grep -q '[*#!%]\|down\|fail'; then
+        log "virtual nodes of partition multi not responding: restarting slurmctld without node state"
+        stop_daemon slurmctld "$SLURMCTLD_PIDFILE" "-f $SLURM_CONF"
+        rm -f "$SLURM_DIR"/state/node_state "$SLURM_DIR"/state/node_state.old
+    fi
     if ! slurmctld_pid >/dev/null; then
         log "starting slurmctld"
         /usr/sbin/slurmctld -f "$SLURM_CONF" >>"$SLURMCTLD_LOG" 2>&1 9>&- ||
