@@ -333,8 +333,7 @@ class Deployment:
 
     def retries_left(self, info):
         """How many more times a job the machine lost may be submitted again for the same inputs."""
-        tries = int(info["tries"]) if str(info.get("tries", "")).isdigit() else 1
-        return max(0, int(self.machine.retries) + 1 - tries)
+        return max(0, int(self.machine.retries) + 1 - _tries(info))
 
     def wait_current(self, run):
         info = self.session.job(self.run_key(run))
@@ -554,7 +553,7 @@ class Deployment:
                                         run.outputs, self.jobscript(run), fresh=fresh, binary=binary,
                                         build_stamp="../../build/.hpcdo-compile")
         same = not fresh and info["id"] and info["sig"] == sig
-        request.tries = (int(info["tries"]) if str(info.get("tries", "")).isdigit() else 1) + 1 if same else 1
+        request.tries = _tries(info) + 1 if same else 1
         return request
 
     def submitted(self, run, request, outcome, detail):
@@ -740,6 +739,12 @@ class Deployment:
             fetched = "fetched" if self.fetch_current(run) else "not fetched"
             out.append(("run " + run.name, "%s, %s" % (job, fetched)))
         return out
+
+
+def _tries(info):
+    """The jobs in a row for a run's current inputs, as ``job.tries`` records (1 when it says nothing)."""
+    tries = str(info.get("tries", ""))
+    return int(tries) if tries.isdigit() else 1
 
 
 def _tagged(text, tag):

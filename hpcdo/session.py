@@ -196,16 +196,23 @@ class Session:
             requests[request.key] = (dep, run, request)
         if not requests:
             return "nothing to submit"
-        script = scripts.submit_script(self.machine.remote_root, [r for _d, _r, r in requests.values()],
-                                       self.scheduler)
-        result = self.remote.run(script, what="submit %d runs" % len(requests), private=True)
-        answers = scripts.parse_submit(result.text)
+        answers = self._send(requests, "submit")
         for key, (dep, run, request) in requests.items():
             outcome, detail = answers.get(key, ("missing", ""))
             if outcome in ("submitted", "busy", "changed"):
                 if dep.submitted(run, request, outcome, detail):
                     self.batched[key] = detail
         return "submitted %d of %d runs in one command" % (len(self.batched), len(requests))
+
+    def _send(self, requests, verb):
+        """Submit ``requests`` ({key: (dep, run, SubmitRequest)}) in one command; the script's answers.
+
+        By stdin: jobscripts carry values other users of the machine must not see.
+        """
+        script = scripts.submit_script(self.machine.remote_root, [r for _d, _r, r in requests.values()],
+                                       self.scheduler)
+        result = self.remote.run(script, what="%s %d runs" % (verb, len(requests)), private=True)
+        return scripts.parse_submit(result.text)
 
     def cancel(self, pairs):
         """Cancel the pending or running jobs of the (deployment, run) ``pairs``, in one command.
@@ -247,10 +254,7 @@ class Session:
                 request = dep.submit_request(run, info, fresh=True)
                 requests[request.key] = (dep, run, request)
         if requests:
-            script = scripts.submit_script(self.machine.remote_root, [r for _d, _r, r in requests.values()],
-                                           self.scheduler)
-            answers = scripts.parse_submit(self.remote.run(script, what="retry %d runs" % len(requests),
-                                                           private=True).text)
+            answers = self._send(requests, "retry")
             for key, (dep, run, request) in requests.items():
                 outcome, detail = answers.get(key, ("error", "no answer from the submit script"))
                 if dep.submitted(run, request, outcome, detail):
