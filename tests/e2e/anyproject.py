@@ -2,7 +2,8 @@
 
 ``tool`` is one C file built by CMake.  Each run's arguments say what it
 does: ``--bytes N NAME`` writes NAME with N bytes (directories made as
-needed), ``--tag NAME`` writes the CMake option TOOL_TAG it was built with,
+needed), ``--files N SIZE PREFIX`` writes N files PREFIX0 ... PREFIX<N-1> of
+SIZE bytes each, ``--tag NAME`` writes the CMake option TOOL_TAG it was built with,
 ``--sleep S`` sleeps, ``--exit C`` ends with code C.  Runs are
 given as ``(name, args)`` pairs, so a test can make runs whose outputs
 differ in size and count, runs that fail, and runs that take a while.
@@ -36,6 +37,18 @@ int main(int argc, char **argv) {
             for (long k = 0; k < n; k++) fputc('a' + (int)(k % 26), f);
             fclose(f);
             i += 2;
+        } else if (!strcmp(argv[i], "--files") && i + 3 < argc) {
+            long count = atol(argv[i + 1]), size = atol(argv[i + 2]);
+            char name[4096];
+            for (long j = 0; j < count; j++) {
+                snprintf(name, sizeof name, "%s%ld", argv[i + 3], j);
+                make_parents(name);
+                FILE *f = fopen(name, "w");
+                if (!f) { fprintf(stderr, "tool: cannot write %s: %s\n", name, strerror(errno)); return 4; }
+                for (long k = 0; k < size; k++) fputc('a' + (int)(k % 26), f);
+                fclose(f);
+            }
+            i += 3;
         } else if (!strcmp(argv[i], "--tag") && i + 1 < argc) {
             FILE *f = fopen(argv[++i], "w");
             if (!f) return 4;
