@@ -36,7 +36,7 @@ import time
 
 from . import ConfigError, HpcdoError, RemoteError
 from . import jobscript as jobscripts
-from . import config, launchers, signature
+from . import config, launchers, outputs, signature
 from .recipe import Git, OPTION_RE
 from .remote import scripts, transfer
 from .schedulers.base import JobState
@@ -671,10 +671,12 @@ class Deployment:
             skip = [os.path.basename(self.recipe.executable)]
             if run.geometry:
                 skip.append(self.geometry_file(run.geometry))
-            script = scripts.fetch_script(self.machine.remote_root, self.run_dir(run), run.outputs, skip)
-            listing, files = transfer.receive_files(self.session.remote, script, incoming,
-                                                    what="fetch " + run.name)
-            fingerprint = scripts.fingerprints(listing, {self.run_dir(run)}).get(self.run_dir(run), "")
+            rundir = self.run_dir(run)
+            script = scripts.fetch_script(self.machine.remote_root, rundir, run.outputs, skip)
+            listing, files = transfer.receive_files(
+                self.session.remote, script, incoming, strip=os.path.basename(rundir),
+                accept=lambda rel: outputs.is_fetched(rel, run.outputs, skip), what="fetch " + run.name)
+            fingerprint = scripts.fetch_fingerprint(listing, rundir, run.outputs)
             kept = _keep_lost_files(final, incoming, info, files)
             prov = self.provenance(run, info, fingerprint, files + kept, incoming)
             if kept:

@@ -29,6 +29,7 @@ import re
 import shlex
 
 from .. import ConfigError
+from .. import outputs
 from ..schedulers.base import QUEUE_DOWN, JobState
 
 q = shlex.quote
@@ -115,8 +116,6 @@ s() { k=$1; f=$2; shift 2; for p in "$@"; do [ -e "$p" ] || { printf '@s\t%s\t\n
 """
 
 MARKERS = ("job.sig", "job.id", "job.exit", "job.tries")
-#: the mark ``doit cancel`` leaves in a run directory
-CANCELLED = "job.cancelled"
 
 # Reads grep's "file:first line" output of the markers and prints, comma
 # separated, the ids to ask the scheduler about: jobs with an id and no exit
@@ -128,30 +127,22 @@ END { for (d in id) if (id[d] != "" && (!(d in ex) || ex[d] ~ /^(12[89]|1[3-9][0
   printf "%s%s", sep, id[d]; sep = "," } }"""
 
 
-# Lists result files as structured lines, "@f <size> <mtime> <path>", one
-# per regular file under the paths given (directories are walked), so a
-# fingerprint depends on each file's own name, size and modification time
-# only: never on column padding or on link counts, which change when other
-# runs are listed beside it or another run snapshots the same executable.
-# GNU and busybox stat give the time in seconds; where ``stat -c`` is
-# missing, ``ls -lnd`` lines are parsed field by field (minute precision).
+# Lists files as structured lines, "@f <size> <mtime> <path>", one per
+# regular file ``find`` selects (its arguments: run directories, then
+# tests), so a fingerprint depends on each file's own name, size and
+# modification time only: never on column padding or on link counts, which
+# change when other runs are listed beside it or another run snapshots the
+# same executable.  GNU and busybox stat give the time in seconds; where
+# ``stat -c`` is missing, ``ls -lnd`` lines are parsed field by field
+# (minute precision).  ``stat`` gets its names from ``find -exec +``, never
+# from a shell expansion, so any number of files fits.
 LIST_FN = r"""lf() { find "$@" -type f -exec stat -c '@f %s %Y %n' {} + 2>/dev/null; }
 stat -c %Y . >/dev/null 2>&1 || lf() { find "$@" -type f -exec ls -lnd {} + 2>/dev/null; }"""
 
 
-def _listing(runs):
-    """List every run's markers and result files: what their fingerprints are made of.
-
-    The cancel mark is listed too, to say the run was cancelled; it is no
-    part of the fingerprint.  Run directories and output patterns are plain
-    names and glob characters (the recipe API checks them), so they can stand
-    unquoted and expand.
-    """
-    words = []
-    for _key, rundir, patterns in runs:
-        words += ["%s/%s" % (rundir, name) for name in ("job.exit", "job.id", CANCELLED)] + \
-                 ["%s/%s" % (rundir, p) for p in patterns]
-    return "lf %s" % " ".join(words) if words else ":"
+def _listing(names, patterns, extra=()):
+    """Shell that lists the results of the run directories ``names`` (in the current directory)."""
+    return "lf %s %s" % (" ".join(q(n) for n in names), outputs.find_tests(patterns, extra))
 
 
 def _split_rundir(rundir):
@@ -168,8 +159,8 @@ def _runs_under(parent, runs):
     picks the ids to ask the scheduler about, one ``ls`` lists the results.
     Names relative to ``parent`` keep the script and its answer short.
     """
-    names = [(_split_rundir(rundir)[1], patterns) for _key, rundir, patterns in runs]
-    files = ["%s/%s" % (q(name), marker) for name, _p in names for marker in MARKERS]
+    names = [_split_rundir(rundir)[1] for _key, rundir, _patterns in runs]
+    files = ["%s/%s" % (q(name), marker) for name in names for marker in MARKERS]
     return "\n".join([
         "if cd %s 2>/dev/null; then" % q(parent),
         "m=$(grep -e '' -- /dev/null %s 2>/dev/null)" % " ".join(files),
@@ -177,7 +168,8 @@ def _runs_under(parent, runs):
         "i=$(printf '%%s\\n' \"$m\" | awk -F: '%s')" % IDS_AWK,
         '[ -n "$i" ] && ids="$ids${ids:+,}$i"',
         "printf '@ls %%s\\n' %s" % q(parent),
-        _listing([(key, name, patterns) for (key, _rundir, _p), (name, patterns) in zip(runs, names)]),
+        _listing(names, [p for _key, _rundir, patterns in runs for p in patterns],
+                 outputs.MARKED + (outputs.CANCELLED,)),
         'cd "$R"',
         "fi",
     ])
@@ -258,30 +250,31 @@ def _listed(line):
     return None
 
 
+def listed_files(lines):
+    """[(path, size, time)] of ``lf``'s output lines."""
+    return [entry for entry in map(_listed, lines) if entry]
+
+
 def fingerprints(lines, runs):
     """{run directory: fingerprint} from ``lf`` lines of runs' files.
 
+    ``runs``: {run directory, as the lines name it: its output patterns}.
     A fingerprint changes when a result file or marker appears, disappears,
     changes size or modification time.  It is made of each file's path in its
     run directory, size and time only, so it is the same whether one run or
-    all are listed.  The cancel mark and hpcdo's own files in the run
-    directory are not results and do not count.
+    all are listed.  Which files count is :func:`hpcdo.outputs.is_result`'s
+    choice: never the cancel mark nor hpcdo's own files.
     """
     by_dir = {}
-    for line in lines:
-        listed = _listed(line)
-        if not listed:
-            continue
-        path, size, mtime = listed
+    for path, size, mtime in listed_files(lines):
         parts = path.split("/")
         for depth in range(len(parts) - 1, 0, -1):
             rundir = "/".join(parts[:depth])
             if rundir in runs:
-                rest = parts[depth:]
-                if rest[0] not in RUN_FILES and rest != [CANCELLED]:
-                    by_dir.setdefault(rundir, set()).add("%s\t%s\t%s" % ("/".join(rest), size, mtime))
-                else:
-                    by_dir.setdefault(rundir, set())
+                entries = by_dir.setdefault(rundir, set())
+                rel = "/".join(parts[depth:])
+                if outputs.is_result(rel, runs[rundir]):
+                    entries.add("%s\t%s\t%s" % (rel, size, mtime))
                 break
     return {d: hashlib.sha256("\n".join(sorted(v)).encode()).hexdigest()[:32] for d, v in by_dir.items()}
 
@@ -319,15 +312,15 @@ def parse_probe(text, scheduler, runs=()):
         stamps[key] = json.dumps({"refs": refs}, sort_keys=True)
     # everything below is keyed by (parent, run name): the probe listed from inside ``parent``
     where = {key: _split_rundir(rundir) for key, rundir, _p in runs}
+    patterns = {key: p for key, _rundir, p in runs}
     prints, cancelled = {}, set()
     for parent, lines in listings.items():
-        names = {name for p, name in where.values() if p == parent}
+        names = {name: patterns[key] for key, (p, name) in where.items() if p == parent}
         for name, fingerprint in fingerprints(lines, names).items():
             prints[(parent, name)] = fingerprint
-        for line in lines:
-            listed = _listed(line)
-            if listed and listed[0].endswith("/" + CANCELLED):
-                cancelled.add((parent, listed[0][:-len(CANCELLED) - 1]))
+        for path, _size, _time in listed_files(lines):
+            if path.endswith("/" + outputs.CANCELLED):
+                cancelled.add((parent, path[:-len(outputs.CANCELLED) - 1]))
     jobs = {}
     for key, (parent, name) in where.items():
         exit_ = markers.get((parent, name + "/job.exit"), "")
@@ -542,14 +535,10 @@ def upload_script(remote_root, directory, filename, size, stamp_text):
 #: another login node, or with no record) is taken to be abandoned
 LOCK_LIFE = 3600
 
-#: files of hpcdo's own in a run directory, never taken for outputs
-RUN_FILES = ("previous", "submit.log", ".submit.lock", "job.sh.tmp", "job.id.tmp", "job.exit.tmp", "job.sig",
-             "job.tries")
-
 
 def _each_output(patterns, skip, body):
     """Shell that runs ``body`` with ``$f`` set to each existing output file."""
-    names = "|".join(q(n) for n in tuple(RUN_FILES) + tuple(skip))
+    names = "|".join(q(n) for n in tuple(outputs.OWN_FILES) + tuple(skip))
     return ('for p in %s; do for f in $p; do case $f in %s) ;; *) [ -e "$f" ] && %s;; esac; done; done'
             % (" ".join(patterns), names, body))
 
@@ -723,21 +712,31 @@ def tail_script(remote_root, rundir, lines=20):
 
 
 def fetch_script(remote_root, rundir, patterns, skip=()):
-    """List the results as the probe does (for their fingerprint), then print ``@tar`` and a tar of them.
+    """List a run's results as the probe does (for their fingerprint), then print ``@tar`` and a tar of them.
 
     ``skip``: names in the run directory that are not results (the
-    executable and geometry snapshots).
+    executable and geometry snapshots).  Both lists are made by ``find``
+    from the run's parent directory, so the archive's names start with the
+    run's name; ``tar`` reads them from ``find`` (``-T``), never from an
+    argument list.  ``find``'s tests select at least the fetched files;
+    :func:`hpcdo.outputs.is_fetched` makes the exact choice on arrival.
     """
+    parent, name = _split_rundir(rundir)
+    tests = outputs.find_tests(patterns, outputs.LOGS)
     return prelude(remote_root) + "\n".join([
         LIST_FN,
-        _listing([("", rundir, patterns)]),
+        'cd %s 2>/dev/null && [ -d %s ] || { echo "hpcdo: the run directory is gone" >&2; exit 3; }'
+        % (q(parent), q(name)),
+        _listing([name], patterns, outputs.MARKED),
         "echo @tar",
-        'cd %s || { echo "hpcdo: the run directory is gone" >&2; exit 3; }' % q(rundir),
-        "set -- job.sh",
-        _each_output(("job.out", "job.exit", "job.id", "job.started") + tuple(patterns), ("job.sh",) + tuple(skip),
-                     'set -- "$@" "$f"'),
-        'tar -cf - -- "$@"',
+        "find %s -type f %s -print | tar -cf - -T -" % (q(name), tests),
     ]) + "\n"
+
+
+def fetch_fingerprint(lines, rundir, patterns):
+    """The fingerprint of a run from the listing ``fetch_script`` printed before its archive."""
+    name = _split_rundir(rundir)[1]
+    return fingerprints(lines, {name: patterns}).get(name, "")
 
 
 def remove_script(remote_root, paths):

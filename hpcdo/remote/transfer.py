@@ -16,7 +16,7 @@ import shutil
 import tarfile
 import threading
 
-from .. import RemoteError
+from .. import HpcdoError, RemoteError
 
 CHUNK = 1 << 20
 
@@ -96,24 +96,61 @@ def send_files(remote, script, root, names, deleted=(), what="send files", seal=
     return counter["bytes"]
 
 
-def receive_files(remote, script, dest, what="receive files"):
+def receive_files(remote, script, dest, accept=None, strip=None, what="receive files"):
     """Run ``script`` (which prints header lines, a line ``@tar``, then a tar) and unpack into ``dest``.
 
-    Returns ([header lines], [regular file names]).  ``dest`` must be a new,
-    empty directory of the caller's.
+    Returns ([header lines], [regular file names]); see :func:`unpack` for
+    ``accept`` and ``strip``.  ``dest`` must be a new, empty directory of
+    the caller's.  The archive is unpacked as it arrives, by a thread
+    reading a pipe the command's output is written to: nothing is stored
+    twice, and the machine's ``tar`` writes no faster than files land here.
+    If unpacking fails (a full disk, a refused member) the pipe is closed,
+    which stops the command; the unpacking error is the one reported.
     """
-    archive = os.path.join(dest, ".hpcdo-download.tar")
+    read_fd, write_fd = os.pipe()
+    outcome = {}
+
+    def unpacker():
+        try:
+            with os.fdopen(read_fd, "rb") as src:
+                outcome["value"] = unpack(src, dest, accept, strip)
+                while src.read(CHUNK):
+                    pass                # tar's padding after the end of the archive
+        except BaseException as exc:
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=unpacker, daemon=True)
+    thread.start()
     try:
-        with open(archive, "wb") as sink:
+        with os.fdopen(write_fd, "wb", buffering=0) as sink:
             remote.run(script, sink=sink, what=what)
-        return unpack(archive, dest)
+    except (RemoteError, OSError) as exc:
+        thread.join()
+        if isinstance(outcome.get("error"), HpcdoError) and not _cut_short(outcome["error"]):
+            raise outcome["error"]        # what made the command stop
+        if isinstance(exc, OSError):
+            raise RemoteError("%s: %s" % (what, exc.strerror or exc))
+        raise
     finally:
-        if os.path.exists(archive):
-            os.remove(archive)
+        thread.join()
+    if "error" in outcome:
+        if isinstance(outcome["error"], HpcdoError):
+            raise outcome["error"]
+        raise RemoteError("%s: cannot unpack: %s" % (what, outcome["error"]))
+    return outcome["value"]
 
 
-def unpack(archive, dest):
+def _cut_short(error):
+    return isinstance(error, RemoteError) and ("cut short" in str(error) or "before its archive" in str(error))
+
+
+def unpack(archive, dest, accept=None, strip=None):
     """Read the header lines up to ``@tar``, then the tar that follows, into ``dest``.
+
+    ``archive``: a path or a binary file.  ``strip``: the first component
+    every member's name must have, taken off (the run directory's name);
+    ``accept(name)``: whether a file is wanted, others are skipped (the
+    machine's selection is a superset, see :mod:`hpcdo.outputs`).
 
     The archive comes from the machine, which may be shared or compromised,
     so nothing of it is trusted to Python's extraction code (whose ``data``
@@ -124,44 +161,65 @@ def unpack(archive, dest):
     as a stream, which cannot seek backwards.  A hard link is taken only to
     a file of the same archive already written (tar's way of sending one
     file twice), and becomes a copy of it.  Anything else fails the
-    whole transfer with a "refusing" message.
+    whole transfer with a "refusing" message.  A file that cannot be
+    written here (a full disk) fails it with the system's reason.
     """
-    with open(archive, "rb") as fh:
-        header = []
-        while True:
-            line = fh.readline()
-            if not line:
-                raise RemoteError("the answer from the machine ended before its archive began")
-            if line == b"@tar\n":
-                break
-            header.append(line.decode("utf-8", "replace").rstrip("\n"))
-        files = []
-        try:
-            with tarfile.open(fileobj=fh, mode="r|") as tar:
-                for member in tar:
-                    if member.isdir() and member.name.strip("/") in ("", "."):
-                        continue            # "." itself: the destination, already there
-                    name = _inside(member.name, dest)
-                    if member.isdir():
-                        _make_dirs(dest, name)
-                    elif member.isreg():
-                        if member.size < 0:
-                            raise RemoteError("refusing file %r from the machine: its size is negative"
-                                              % member.name)
-                        _write_member(tar, member, dest, name)
-                        if name not in files:
-                            files.append(name)
-                    elif member.islnk() and _inside(member.linkname, dest) in files:
-                        # tar's way to send a file it has already sent (a name listed
-                        # twice, or two names of one file): a copy of that file
-                        _copy_member(dest, _inside(member.linkname, dest), name)
-                        if name not in files:
-                            files.append(name)
-                    else:
-                        raise RemoteError("refusing %r from the machine: only regular files and directories "
-                                          "are fetched, and this is a %s" % (member.name, _kind(member)))
-        except (tarfile.TarError, EOFError) as exc:
-            raise RemoteError("the archive from the machine is damaged or cut short: %s" % exc)
+    if isinstance(archive, (str, bytes, os.PathLike)):
+        with open(archive, "rb") as fh:
+            return unpack(fh, dest, accept, strip)
+    fh = archive
+    header = []
+    while True:
+        line = fh.readline()
+        if not line:
+            raise RemoteError("the answer from the machine ended before its archive began")
+        if line == b"@tar\n":
+            break
+        header.append(line.decode("utf-8", "replace").rstrip("\n"))
+    files, seen, made = [], set(), set()
+
+    def named(name):
+        rel = _inside(name, dest)
+        if strip is None:
+            return rel
+        head, _, rest = rel.partition("/")
+        if head != strip or not rest:
+            raise RemoteError("refusing %r from the machine: it is not in run directory %s" % (name, strip))
+        return rest
+
+    try:
+        with tarfile.open(fileobj=fh, mode="r|") as tar:
+            for member in tar:
+                if member.size < 0:
+                    raise RemoteError("refusing file %r from the machine: its size is negative" % member.name)
+                if member.isdir() and member.name.strip("/") in ("", ".", strip):
+                    continue            # the destination itself, already there
+                name = named(member.name)
+                if member.isdir():
+                    _make_dirs(dest, name, made)
+                elif member.isreg():
+                    if accept is not None and not accept(name):
+                        continue
+                    _write_member(tar, member, dest, name, made)
+                    if name not in seen:
+                        seen.add(name)
+                        files.append(name)
+                elif member.islnk() and accept is not None and not accept(name):
+                    continue
+                elif member.islnk() and named(member.linkname) in seen:
+                    # tar's way to send a file it has already sent (a name listed
+                    # twice, or two names of one file): a copy of that file
+                    _copy_member(dest, named(member.linkname), name, made)
+                    if name not in seen:
+                        seen.add(name)
+                        files.append(name)
+                else:
+                    raise RemoteError("refusing %r from the machine: only regular files and directories "
+                                      "are fetched, and this is a %s" % (member.name, _kind(member)))
+    except (tarfile.TarError, EOFError) as exc:
+        raise RemoteError("the archive from the machine is damaged or cut short: %s" % exc)
+    except OSError as exc:
+        raise HpcdoError("cannot write the files fetched into %s: %s" % (dest, exc.strerror or exc))
     return header, files
 
 
@@ -173,11 +231,18 @@ def _inside(name, dest):
     return "/".join(parts)
 
 
-def _make_dirs(dest, rel):
-    """Make the directories of ``rel`` under ``dest``; none of them may be anything but a directory."""
+def _make_dirs(dest, rel, made):
+    """Make the directories of ``rel`` under ``dest``; none of them may be anything but a directory.
+
+    ``made``: the directories this unpacking made already (one check each,
+    not one per file in them).
+    """
     path = dest
     for part in rel.split("/"):
         path = os.path.join(path, part)
+        if path in made:
+            continue
+        made.add(path)
         try:
             os.mkdir(path, 0o755)
         except FileExistsError:
@@ -185,34 +250,39 @@ def _make_dirs(dest, rel):
                 raise RemoteError("refusing %r from the machine: %s is already a file" % (rel, part))
 
 
-def _write_member(tar, member, dest, rel):
+def _write_member(tar, member, dest, rel, made):
     parent = os.path.dirname(rel)
     if parent:
-        _make_dirs(dest, parent)
+        _make_dirs(dest, parent, made)
     path = os.path.join(dest, rel)
-    if os.path.isdir(path) and not os.path.islink(path):
-        raise RemoteError("refusing %r from the machine: it is already a directory" % rel)
     mode = 0o755 if member.mode & 0o111 else 0o644
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), mode)
-    left = member.size
-    with os.fdopen(fd, "wb") as out:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), mode)
+    except IsADirectoryError:
+        raise RemoteError("refusing %r from the machine: it is already a directory" % rel)
+    try:
         src = tar.extractfile(member)
+        left = member.size
         while left > 0:
             block = src.read(min(CHUNK, left))
             if not block:
                 raise RemoteError("the archive from the machine is damaged or cut short: %s ends early" % rel)
-            out.write(block)
+            view = memoryview(block)
+            while view:
+                view = view[os.write(fd, view):]
             left -= len(block)
-    if 0 <= member.mtime < 2 ** 33:
-        os.utime(path, (member.mtime, member.mtime))
+        if 0 <= member.mtime < 2 ** 33:
+            os.utime(fd, (member.mtime, member.mtime))
+    finally:
+        os.close(fd)
 
 
-def _copy_member(dest, source, rel):
+def _copy_member(dest, source, rel, made):
     if source == rel:
         return
     parent = os.path.dirname(rel)
     if parent:
-        _make_dirs(dest, parent)
+        _make_dirs(dest, parent, made)
     path = os.path.join(dest, rel)
     if os.path.lexists(path) and (os.path.islink(path) or os.path.isdir(path)):
         raise RemoteError("refusing %r from the machine: it is already a directory" % rel)

@@ -77,6 +77,42 @@ def test_runs_of_unequal_outputs_reach_a_true_noop(tool):
     assert after_cold.ran == [], after_cold
 
 
+@pytest.fixture(params=["testslurm"])
+def slurm_tool(request, tmp_path):
+    yield from on_machine(request, tmp_path)
+
+
+def test_seventy_thousand_result_files_are_fetched_once(slurm_tool):
+    """11.9: a run of 70,000 result files.  Before, the fetch's remote loop was quadratic and then
+    exceeded the argument list limit, and the probe's one listing of every run failed with it,
+    so every other run was fetched again on every call."""
+    project = slurm_tool
+    runs = [("many", ["--files", 70000, 1, "out/f"]), ("small", ["--bytes", 5, "s.dat"])]
+    anyproject.make(project, runs)
+    first = project.doit("fetch_results", timeout=900)
+    assert run_tasks(first, "fetch_results") == {"many", "small"}, first
+    assert len(os.listdir(os.path.join(project.results("many"), "out"))) == 70000
+    assert read_bytes(project, "many", "out/f69999") == b"a"
+    again = project.doit("fetch_results")
+    assert again.ran == [], again
+
+
+def test_only_files_the_patterns_name_are_fetched(tool):
+    """Outputs are chosen as the shell would expand the patterns in the run directory: a
+    wildcard never matches a leading dot, a directory is taken whole, other files stay."""
+    anyproject.make(tool, [("r", ["--bytes", 3, "keep.dat", "--bytes", 4, "skip.txt", "--bytes", 5, ".hid.dat",
+                                  "--bytes", 6, "out/sub/.x", "--bytes", 7, "sub/y.dat"])],
+                    outputs=["*.dat", "out"])
+    first = tool.doit("fetch_results")
+    assert run_tasks(first, "fetch_results") == {"r"}, first
+    got = set()
+    for base, _dirs, names in os.walk(tool.results("r")):
+        got |= {os.path.relpath(os.path.join(base, n), tool.results("r")) for n in names}
+    assert got - {"job.sh", "job.out", "job.exit", "job.id", "job.started", "hpcdo-provenance.json"} == \
+        {"keep.dat", "out/sub/.x"}, got
+    assert tool.doit("fetch_results").ran == []
+
+
 def test_parallel_calls_leave_current_results(tool):
     """10.2: ``-n 4`` (doit's default: processes) exited 0 with the old job's results."""
     runs = [("r%d" % i, ["--bytes", 10 * (i + 1), "out.dat"]) for i in range(4)]

@@ -161,7 +161,7 @@ def test_fingerprint_follows_result_files(tmp_path):
     # the fetch script lists the same files the same way
     proc = sh(scripts.fetch_script(str(tmp_path), "lb/runs/r", ["out*"]), tmp_path)
     header = proc.stdout.split(b"@tar\n", 1)[0].decode().splitlines()
-    assert scripts.fingerprints(header, {"lb/runs/r"})["lb/runs/r"] == fingerprint()
+    assert scripts.fetch_fingerprint(header, "lb/runs/r", ["out*"]) == fingerprint()
 
 
 def test_fingerprint_is_the_same_whether_one_run_or_all_are_listed(tmp_path):
@@ -179,7 +179,7 @@ def test_fingerprint_is_the_same_whether_one_run_or_all_are_listed(tmp_path):
     for name in ("small", "big"):
         fetch = sh(scripts.fetch_script(str(tmp_path), "runs/" + name, ["*"]), tmp_path)
         header = fetch.stdout.split(b"@tar\n", 1)[0].decode().splitlines()
-        alone = scripts.fingerprints(header, {"runs/" + name})["runs/" + name]
+        alone = scripts.fetch_fingerprint(header, "runs/" + name, ["*"])
         assert probed[name]["fingerprint"] == alone == probed_fingerprint(tmp_path, "runs/" + name, ["*"])
 
 
@@ -221,9 +221,10 @@ def test_fingerprint_from_ls_where_stat_is_missing(tmp_path):
                "-rw-r--r-- 1 1000 1000     4 Nov 30 21:30 runs/r/job.exit"]
     lines_b = ["-rw-r--r-- 3 1000 1000 50 Nov 30 21:30 runs/r/out.dat",
                "-rw-r--r-- 1 1000 1000  4 Nov 30 21:30 runs/r/job.exit"]
-    assert scripts.fingerprints(lines_a, {"runs/r"}) == scripts.fingerprints(lines_b, {"runs/r"})
+    runs = {"runs/r": ["*"]}
+    assert scripts.fingerprints(lines_a, runs) == scripts.fingerprints(lines_b, runs)
     lines_c = lines_b[:1] + ["-rw-r--r-- 1 1000 1000  5 Nov 30 21:30 runs/r/job.exit"]
-    assert scripts.fingerprints(lines_c, {"runs/r"}) != scripts.fingerprints(lines_b, {"runs/r"})
+    assert scripts.fingerprints(lines_c, runs) != scripts.fingerprints(lines_b, runs)
 
 
 def test_an_uploaded_geometry_is_read_only(tmp_path):
