@@ -184,7 +184,8 @@ class LocalRemote(Remote):
         counter.started = True
         try:
             out, err = _pump(chunks, proc.stdin.write, proc.stdin.close,
-                             proc.stdout.read, proc.stderr.read, sink, counter)
+                             proc.stdout.read, proc.stderr.read, sink, counter,
+                             abort=lambda: _stop_group(proc.pid))
             code = proc.wait()
         except BaseException:
             try:
@@ -195,11 +196,21 @@ class LocalRemote(Remote):
         return Result(code, out, err)
 
 
-def _pump(chunks, write, close, read_out, read_err, sink, counter):
+def _stop_group(pid):
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+
+
+def _pump(chunks, write, close, read_out, read_err, sink, counter, abort):
     """Feed stdin and drain stderr in threads while stdout is read here.
 
     Returns (stdout bytes or None when sunk, stderr bytes).  An exception
-    raised while producing the stdin data is re-raised here.
+    raised while producing the stdin data is re-raised here.  If reading
+    stdout fails (the sink cannot take more: a full disk, a reader that
+    stopped), ``abort`` stops the command first: it would otherwise block
+    on its full output forever, and its stderr with it.
     """
     errs, err_out = [], []
     feeder = threading.Thread(target=_feed, args=(chunks, write, close, errs))
@@ -207,7 +218,11 @@ def _pump(chunks, write, close, read_out, read_err, sink, counter):
     feeder.start()
     reader.start()
     try:
-        out = _collect(read_out, sink, counter)
+        try:
+            out = _collect(read_out, sink, counter)
+        except BaseException:
+            abort()
+            raise
     finally:
         feeder.join()
         reader.join()
@@ -415,7 +430,7 @@ class SSHRemote(Remote):
             raise RemoteError("lost the connection to %s: %s" % (self._where(), exc))
         try:
             out, err = _pump(chunks, chan.sendall, chan.shutdown_write,
-                             chan.recv, chan.recv_stderr, sink, counter)
+                             chan.recv, chan.recv_stderr, sink, counter, abort=chan.close)
             code = chan.recv_exit_status()
         finally:
             chan.close()

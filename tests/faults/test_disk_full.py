@@ -124,3 +124,46 @@ def test_job_output_on_a_full_disk_is_not_taken_as_done(disk_project):
         proc.communicate(timeout=120)
     assert proc.returncode == 0
     assert project.summary("a")["steps"] == 500
+
+
+@pytest.fixture(params=["localhost", "testslurm"])
+def any_project(request, tmp_path):
+    from conftest import on_machine
+    yield from on_machine(request, tmp_path)
+
+
+def test_a_full_local_disk_during_a_fetch(any_project):
+    """11.6: the laptop's disk fills up while results arrive.  Before, the thread writing the
+    download and the machine's ``tar`` blocked each other: the call never ended and a partial
+    file stayed in results/.  Now the fetch fails in one line with the system's reason, leaves
+    nothing in results/, and the next call, with space again, fetches it all."""
+    import subprocess
+    import sys
+
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "e2e"))
+    import anyproject
+
+    project = any_project
+    anyproject.make(project, [("big", ["--bytes", 6000000, "big.dat", "--files", 50, 1000, "many/f"]),
+                              ("small", ["--bytes", 10, "s.dat"])])
+    project.doit("wait")
+    results = os.path.join(project.path, "results")
+    os.makedirs(results)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", results], check=True)
+    try:
+        out = project.doit("fetch_results", ok=False, timeout=180)
+        no_traceback(out)
+        assert re.search(r"no space left on device", out.out, re.I), out
+        assert "fetch_results:big" in out.ran, out
+        machine_dir = os.path.join(results, project.machine)
+        left = sorted(os.listdir(machine_dir))
+        assert "big" not in left and not [n for n in left if n.startswith(".big.")], left
+        assert os.path.exists(os.path.join(machine_dir, "small", "s.dat")), left
+    finally:
+        subprocess.run(["umount", results], check=True)
+    again = project.doit("fetch_results")           # small's results were on the unmounted disk
+    assert sorted(again.ran) == ["fetch_results:big", "fetch_results:small"], again
+    with open(os.path.join(project.results("big"), "big.dat"), "rb") as fh:
+        assert len(fh.read()) == 6000000
+    assert len(os.listdir(os.path.join(project.results("big"), "many"))) == 50
+    assert project.doit("fetch_results").ran == []
