@@ -249,6 +249,11 @@ def scenario_list(workdir, repeats, rows):
                     first_call=round(first, 3)))
 
 
+def scenario_results(quick, rows):
+    import results
+    rows.extend(results.run(5000 if quick else 70000))
+
+
 def scenario_transfers(rtts, quick, rows):
     import transfers
     rows.extend(transfers.run(rtts_ms=rtts, quick=quick))
@@ -344,6 +349,9 @@ Baselines, run in the same invocation on the same cluster (bench/baselines.py):
 - **one command per job**: submission without batching;
 - **rsync** over OpenSSH and **per-file SFTP** (fabric `put`/`get`) for transfers.
 
+Scenario 6 (bench/results.py) fetches one run of 70,000 one-byte result files and probes it,
+straight to the cluster's sshd: before issue 11.9 that fetch never ended.
+
 testslurm keeps its connection in an agent between calls (`persist: 600`), so a no-op pays
 neither the SSH library's start-up nor the handshake; the first call of each benchmark
 project pays both.
@@ -398,7 +406,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smoke pass: small sizes, one repeat")
     parser.add_argument("--out", default=os.path.join(HERE, "out", "results.json"))
-    parser.add_argument("--only", help="comma list of scenarios: noop,incremental,list,transfers")
+    parser.add_argument("--only", help="comma list of scenarios: noop,incremental,list,transfers,results")
     parser.add_argument("--doc", help="also write this markdown file (docs/benchmarks.md)")
     args = parser.parse_args()
     ensure_cluster()
@@ -406,7 +414,7 @@ def main():
     # doit (and the connection agents it starts) imports hpcdo from ROOT first
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p)
     sys.path.insert(0, ROOT)
-    only = set(args.only.split(",")) if args.only else {"noop", "incremental", "list", "transfers"}
+    only = set(args.only.split(",")) if args.only else {"noop", "incremental", "list", "transfers", "results"}
     repeats = 1 if args.quick else 3
     workdir = tempfile.mkdtemp(prefix="hpcdo-bench-")
     latency = Latency(workdir, (0, 50))
@@ -421,6 +429,8 @@ def main():
             scenario_list(workdir, repeats, rows)
         if "transfers" in only:
             scenario_transfers((0, 50), args.quick, rows)
+        if "results" in only:
+            scenario_results(args.quick, rows)
     finally:
         latency.close()
         shutil.rmtree(workdir, ignore_errors=True)
