@@ -122,7 +122,8 @@ class Deployment:
         """(key, url, ref) for a git source whose ref may move (a branch or tag, not a commit)."""
         source = self.recipe.source
         if isinstance(source, Git) and not COMMIT_RE.match(source.ref):
-            return [(self.keys["head"], source.url, source.ref)]
+            url, user, password = source.credentials()
+            return [(self.keys["head"], url, source.ref, user, password)]
         return []
 
     def remote_head(self):
@@ -435,11 +436,12 @@ class Deployment:
         root = self.machine.remote_root
         sig = self.clone_sig()
         if isinstance(source, Git):
-            result = remote.run(scripts.git_clone_script(root, self.src, source.url, source.ref, sig),
+            url, user, password = source.credentials()
+            result = remote.run(scripts.git_clone_script(root, self.src, url, source.ref, sig, user, password),
                                 what="clone " + self.recipe.name, private=True)
             commit = _tagged(result.text, "@commit")
             self.session.set_stamp(self.keys["clone"], {"sig": sig, "commit": commit})
-            return "cloned %s at %s" % (source.url, commit)
+            return "cloned %s at %s" % (source.public_url, commit)
         manifest = self.manifest()
         # What the machine really holds decides what to send, not the stamp:
         # after a cut-short sync the stamp is gone but most files are there.

@@ -58,6 +58,7 @@ error line before anything is submitted.
 import collections
 import re
 import string
+import urllib.parse
 
 from . import ConfigError
 
@@ -158,8 +159,33 @@ class Git:
         self.url = url
         self.ref = ref
 
+    def credentials(self):
+        """(URL without user and password, user, password): an https URL's ``user:token@`` part apart.
+
+        The user and password travel to git by its ``GIT_ASKPASS``, never on
+        a command line another user of the login node can read; (url, None,
+        None) when the URL carries none.
+        """
+        parts = urllib.parse.urlsplit(self.url)
+        if parts.scheme not in ("http", "https") or "@" not in parts.netloc:
+            return self.url, None, None
+        userinfo, _, host = parts.netloc.rpartition("@")
+        user, _, password = userinfo.partition(":")
+        clean = urllib.parse.urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+        return clean, urllib.parse.unquote(user), urllib.parse.unquote(password)
+
+    @property
+    def public_url(self):
+        """The URL as it may be shown and recorded: any password or token left out."""
+        clean, user, password = self.credentials()
+        if user is None:
+            return self.url
+        parts = urllib.parse.urlsplit(clean)
+        return urllib.parse.urlunsplit((parts.scheme, "***@" + parts.netloc, parts.path, parts.query,
+                                        parts.fragment))
+
     def describe(self):
-        return "git %s @ %s" % (self.url, self.ref)
+        return "git %s @ %s" % (self.public_url, self.ref)
 
 
 def _positive(value):

@@ -108,7 +108,8 @@ class Session:
                 heads += dep.probe_heads()
             script = scripts.probe_script(self.machine.remote_root, stamps, runs, self.scheduler, heads,
                                           query_timeout=self.query_timeout())
-            result = self.remote.run(script, what="probe")
+            # a git login must not show in ``ps``: then the script goes by stdin
+            result = self.remote.run(script, what="probe", private=any(h[3] is not None for h in heads))
             self._stamps, self._jobs, self._queue = scripts.parse_probe(result.text, self.scheduler, runs)
             self._probed = True
 

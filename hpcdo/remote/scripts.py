@@ -175,6 +175,28 @@ def _runs_under(parent, runs):
     ])
 
 
+def git_auth(user, password):
+    """Shell that lets the git commands after it answer a login with ``user`` and ``password``.
+
+    They are exported as environment variables, which only their owner can
+    read in ``/proc``, and handed to git by a ``GIT_ASKPASS`` program written
+    for the purpose (it holds no secret, and is removed on exit): never as
+    arguments, which every user of a login node sees with ``ps``.  Nothing
+    when there is no user.
+    """
+    if user is None:
+        return ""
+    askpass = "#!/bin/sh\ncase $1 in [Uu]sername*) printf '%s\\n' \"$HPCDO_GIT_USER\";; " \
+              "*) printf '%s\\n' \"$HPCDO_GIT_PASS\";; esac\n"
+    return ("HPCDO_GIT_USER=%s HPCDO_GIT_PASS=%s; export HPCDO_GIT_USER HPCDO_GIT_PASS\n"
+            'hpcdo_askpass=$(mktemp "${TMPDIR:-/tmp}/hpcdo-askpass.XXXXXX" 2>/dev/null) || '
+            'hpcdo_askpass="$HOME/.hpcdo-askpass.$$"\n'
+            "trap 'rm -f \"$hpcdo_askpass\"' EXIT\n"
+            'printf %%s %s > "$hpcdo_askpass" && chmod 700 "$hpcdo_askpass" && '
+            'GIT_ASKPASS=$hpcdo_askpass && export GIT_ASKPASS\n'
+            % (q(user), q(password or ""), q(askpass)))
+
+
 def _ls_remote(key, url, ref):
     """Shell that prints ``@g <key> <sha> <ref name>`` for each ref of ``url`` that ``ref`` names.
 
@@ -192,7 +214,9 @@ def probe_script(remote_root, stamps, runs, scheduler, heads=(), query_timeout=N
 
     ``stamps``: (key, stamp path, [paths that must exist]) triples.
     ``runs``: (key, run directory, output patterns) triples.
-    ``heads``: (key, git URL, ref) triples: what each branch or tag names now.
+    ``heads``: (key, git URL, ref, user, password): what each branch or tag
+    names now (user and password None, or see :func:`git_auth`: a probe with
+    them must be sent privately).
     ``query_timeout``: seconds after which a scheduler query counts as unanswered.
     Jobs with an id but no exit marker are looked up in the queue at the end,
     and so are jobs whose marker says a signal ended them (exit 128-299): the
@@ -201,8 +225,8 @@ def probe_script(remote_root, stamps, runs, scheduler, heads=(), query_timeout=N
     out = [prelude(remote_root), PROBE_FNS, LIST_FN, "ids="]
     for key, stamp, products in stamps:
         out.append("s %s %s %s" % (q(key), q(stamp), " ".join(q(p) for p in products)))
-    for key, url, ref in heads:
-        out.append(_ls_remote(key, url, ref))
+    for key, url, ref, user, password in heads:
+        out.append("(%s%s)" % (git_auth(user, password), _ls_remote(key, url, ref)))
     by_parent = {}
     for run in runs:
         by_parent.setdefault(_split_rundir(run[1])[0], []).append(run)
@@ -384,13 +408,19 @@ def sync_script(remote_root, src, stamp_text, seal, lock_dir=None):
         % {"src": q(src), "seal": q(seal), "stamp": write_stamp('"$s/.hpcdo-stamp"', stamp_text)})
 
 
-def git_clone_script(remote_root, src, url, ref, stamp_sig):
-    """Clone (or fetch) on the machine, check out ``ref``, stamp with the commit."""
-    return prelude(remote_root) + (
+def git_clone_script(remote_root, src, url, ref, stamp_sig, user=None, password=None):
+    """Clone (or fetch) on the machine, check out ``ref``, stamp with the commit.
+
+    ``user``, ``password``: a login for ``url``, given by :func:`git_auth`.
+    """
+    return prelude(remote_root) + git_auth(user, password) + (
+        "GIT_TERMINAL_PROMPT=0; export GIT_TERMINAL_PROMPT\n"
         "s=%(src)s\n"
         'rm -f "$s/.hpcdo-stamp"\n'
-        'if [ -d "$s/.git" ]; then git -C "$s" fetch -q --force --tags origin || exit 1\n'
-        'else rm -rf "$s" && git clone %(url)s "$s" || exit 1; fi\n'
+        # the origin is set to ``url`` each time: the recipe may have changed it
+        'if [ -d "$s/.git" ]; then git -C "$s" remote set-url origin %(url)s && '
+        'git -C "$s" fetch -q --force --tags origin || exit 1\n'
+        'else rm -rf "$s" && git clone -q -- %(url)s "$s" || exit 1; fi\n'
         'if git -C "$s" rev-parse -q --verify "refs/remotes/origin/"%(ref)s"^{commit}" >/dev/null; then '
         'c="origin/"%(ref)s; else c=%(ref)s; fi\n'
         # a branch is followed to what was just fetched: a local branch of

@@ -87,12 +87,14 @@ def test_seventy_thousand_result_files_are_fetched_once(slurm_tool):
     exceeded the argument list limit, and the probe's one listing of every run failed with it,
     so every other run was fetched again on every call."""
     project = slurm_tool
-    runs = [("many", ["--files", 70000, 1, "out/f"]), ("small", ["--bytes", 5, "s.dat"])]
+    # in the run directory itself, where ``*`` names each one: 70,000 names of 45 bytes, 3 MB
+    prefix = "velocity_field_of_the_timestep_number_"
+    runs = [("many", ["--files", 70000, 1, prefix]), ("small", ["--bytes", 5, "s.dat"])]
     anyproject.make(project, runs)
     first = project.doit("fetch_results", timeout=900)
     assert run_tasks(first, "fetch_results") == {"many", "small"}, first
-    assert len(os.listdir(os.path.join(project.results("many"), "out"))) == 70000
-    assert read_bytes(project, "many", "out/f69999") == b"a"
+    assert len([n for n in os.listdir(project.results("many")) if n.startswith(prefix)]) == 70000
+    assert read_bytes(project, "many", prefix + "69999") == b"a"
     again = project.doit("fetch_results")
     assert again.ran == [], again
 
@@ -273,6 +275,89 @@ def test_a_git_branch_is_followed(tool, tmp_path):
     with open(os.path.join(tool.results("r"), "job.out")) as fh:
         assert "tool: done twice" in fh.read()
     assert tool.doit("fetch_results").ran == []
+
+
+class _AuthGitServer:
+    """A git repository served over plain ("dumb") HTTP on loopback, for one user and token only."""
+
+    def __init__(self, bare, user, token):
+        import base64
+        import functools
+        import http.server
+        import threading
+        want = "Basic " + base64.b64encode(("%s:%s" % (user, token)).encode()).decode()
+        self.logins = []
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def do_GET(handler):
+                given = handler.headers.get("Authorization")
+                if given != want:
+                    handler.send_response(401)
+                    handler.send_header("WWW-Authenticate", 'Basic realm="git"')
+                    handler.send_header("Content-Length", "0")
+                    handler.end_headers()
+                    return
+                self.logins.append(handler.path)
+                handler.path = handler.path.split("?", 1)[0]
+                super().do_GET()
+
+            def log_message(handler, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(
+            ("127.0.0.1", 0), functools.partial(Handler, directory=str(bare)))
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_git_token_in_the_url_never_reaches_a_command_line_or_a_record(tool, tmp_path):
+    """11.8: a Git URL with a token travelled as an argument of ``git clone`` and ``git ls-remote``
+    (and of the probe's ``sh -c``), where every user of the login node sees it with ``ps``; it
+    was also printed, and written to the results' provenance."""
+    import subprocess
+    import threading
+    token = "ghp_s3cr3tT0k3nXYZ"
+    upstream = tmp_path / "upstream"
+    anyproject.write_source(str(upstream), subdir=".")
+    _git(upstream.parent, "init", "-q", "-b", "main", str(upstream))
+    _git(upstream, "add", ".")
+    _git(upstream, "commit", "-q", "-m", "one")
+    bare = tmp_path / "bare.git"
+    _git(tmp_path, "clone", "-q", "--bare", str(upstream), str(bare))
+    _git(bare, "update-server-info")
+    server = _AuthGitServer(bare, "ci-bot", token)
+    url = "http://ci-bot:%s@127.0.0.1:%d/" % (token, server.port)
+    anyproject.write_recipe(tool.path, [("r", ["--bytes", 3, "x"])], source="Git(%r, 'main')" % url)
+    seen, stop = [], threading.Event()
+
+    def sample():
+        while not stop.is_set():
+            args = subprocess.run(["ps", "-ww", "-eo", "args"], capture_output=True, text=True).stdout
+            seen.extend(line for line in args.splitlines() if token in line)
+            stop.wait(0.01)
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        first = tool.doit("fetch_results")
+        again = tool.doit("fetch_results")
+    finally:
+        stop.set()
+        sampler.join()
+        server.close()
+    assert seen == [], seen
+    assert server.logins, "git never logged in to the server"
+    assert "fetch_results:r" in first.ran and again.ran == [], (first, again)
+    for out in (first, again):
+        assert token not in out.out, out
+    with open(os.path.join(tool.results("r"), "hpcdo-provenance.json")) as fh:
+        assert token not in fh.read()
+    assert token not in tool.remote("cat tool/src/.git/config")
+    assert not tool.remote("ls ${TMPDIR:-/tmp} | grep hpcdo-askpass").strip()
 
 
 def _submitted(tool, run, timeout=90):
