@@ -320,3 +320,28 @@ def test_the_loser_of_a_race_to_record_its_job_cancels_it(tmp_path):
     assert (run / "job.id").read_text() == "555\n"
     assert (run / "cancelled.txt").read_text() == "778\n"
     assert not [p for p in os.listdir(run) if p.startswith(".job.id")]
+
+
+@pytest.mark.parametrize("shell", ["dash", "bash"])
+@pytest.mark.parametrize("password", ["plain", "q'uote $HOME `id` \"x\"", ""])
+def test_a_git_login_reaches_git_by_askpass_only(tmp_path, shell, password):
+    """git gets the user and password from GIT_ASKPASS; its arguments carry neither."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "git").write_text(
+        "#!/bin/sh\n"
+        'printf "%%s\\n" "$*" >> %s/argv\n'
+        '[ "$1" = clone ] || exit 0\n'
+        '"$GIT_ASKPASS" "Username for \'http://h\': " > %s/user\n'
+        '"$GIT_ASKPASS" "Password for \'http://u@h\': " > %s/password\n'
+        'mkdir -p "$5/.git"\n' % (tmp_path, tmp_path, tmp_path))
+    (bin_dir / "git").chmod(0o755)
+    script = scripts.git_clone_script(str(tmp_path / "root"), "src", "http://h/repo", "main", "sig",
+                                      "bot", password)
+    env = dict(os.environ, PATH="%s:%s" % (bin_dir, os.environ["PATH"]), TMPDIR=str(tmp_path))
+    subprocess.run([shell, "-s"], input=script.encode(), env=env, cwd=tmp_path, capture_output=True)
+    assert (tmp_path / "user").read_text() == "bot\n"
+    assert (tmp_path / "password").read_text() == password + "\n"
+    argv = (tmp_path / "argv").read_text()
+    assert "bot" not in argv and (not password or password not in argv), argv
+    assert not list(tmp_path.glob("hpcdo-askpass.*"))          # removed on exit
