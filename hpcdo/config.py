@@ -10,149 +10,35 @@ Layers, later ones winning key by key:
 A machine may name a parent with ``extends:``; the parent's merged settings
 are its starting point.  Every error names the file, line and key, and a
 misspelt key gets the nearest known one as a suggestion.
+
+Here: the layering (:class:`Catalogue`) and its result (:class:`Machine`).
+A file's blocks are read by :mod:`hpcdo.layer`, keys are checked by
+:mod:`hpcdo.schema`, and a ``fabsim3:`` entry is read by :mod:`hpcdo.fabsim`;
+their names other modules use are importable from here too.
 """
 
-import difflib
 import os
-import re
 
 import yaml
 
-from . import ConfigError
-from .launchers import LAUNCHERS
-from .schedulers import SCHEDULERS
+from . import ConfigError, fabsim
+from .layer import MACHINE_NAME, Layer, load_yaml, text_line, yaml_files
+from .schema import CHOICES, ENV_NAME, MEMORY_RE, NEEDED, ROOT_REFUSED, SCHEMA, check_layer, nearest
+
+__all__ = ["BUILTIN", "CATALOGUE_DIR", "USER_FILE", "COMMAND_LINE", "FABSIM_KEY", "Catalogue", "Machine",
+           "parse_overrides", "Layer", "load_yaml", "text_line", "SCHEMA", "NEEDED", "CHOICES",
+           "MACHINE_NAME", "ENV_NAME", "MEMORY_RE", "ROOT_REFUSED"]
 
 BUILTIN = os.path.join(os.path.dirname(__file__), "machines.yml")
 #: the machine catalogue shipped with hpcdo: one file per site
 CATALOGUE_DIR = os.path.join(os.path.dirname(__file__), "catalogue")
 USER_FILE = "machines_user.yml"
 
-#: libyaml's parser where PyYAML has it: every call reads every machine file,
-#: and the pure-Python parser took 40 ms for the catalogue alone
-LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-#: characters in a work root that CMake's and make's generated files cannot carry
-ROOT_REFUSED = re.compile(r'[;"\\|#\x00-\x1f\x7f]')
-MEMORY_RE = re.compile(r"^[0-9]+(\.[0-9]+)?[KMGT]B?\Z", re.IGNORECASE)
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
-
-
-def _str_or_none(v):
-    return v is None or isinstance(v, str)
-
-
-def _int(v):
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _pos_int(v):
-    return _int(v) and v > 0
-
-
-def _number(v):
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
-
-
-def _str_list(v):
-    return isinstance(v, list) and all(isinstance(x, str) for x in v)
-
-
-def _str_map(v):
-    return isinstance(v, dict) and all(isinstance(k, str) and isinstance(x, (str, int, float, bool))
-                                       for k, x in v.items())
-
-
-#: a machine's name, as a YAML key: it names results/<machine>/ and is typed on command lines
-MACHINE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
-
-#: an environment variable's name: it reaches the shell as ``export NAME=...`` unquoted
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
-
-
-def _env_map(v):
-    return _str_map(v) and all(ENV_NAME.match(k) for k in v)
-
-
-#: key -> (check, what the check wants, help)
-SCHEMA = {
-    "description": (_str_or_none, "a string", "one line about the machine"),
-    "extends": (_str_or_none, "a machine name", "start from this machine's settings"),
-    "host": (_str_or_none, "a host name or null", "SSH host; null runs on this computer"),
-    "user": (_str_or_none, "a user name or null", "SSH user name"),
-    "port": (_pos_int, "a positive integer", "SSH port"),
-    "identity_file": (_str_or_none, "a path or null", "SSH private key on this computer"),
-    "known_hosts": (_str_or_none, "a path or null", "extra known_hosts file to trust"),
-    "scheduler": (lambda v: v in SCHEDULERS, "one of: " + ", ".join(sorted(SCHEDULERS)), "batch system"),
-    "launcher": (lambda v: v is None or v in LAUNCHERS, "one of: " + ", ".join(sorted(LAUNCHERS)),
-                 "program launcher inside the job"),
-    "launcher_options": (_str_or_none, "a string or null",
-                         "options after the launcher ($tasks, $threads, $cores, $nodes, $corespernode, $cpn)"),
-    "run_command": (_str_or_none, "a string or null",
-                    "whole launcher prefix instead of launcher + options, e.g. 'srun -n $cores'"),
-    "jobscript": (_str_or_none, "a template name or null", "jobscript template (default <scheduler>.sh.j2)"),
-    "modules": (_str_list, "a list of strings", "module commands, e.g. 'load gcc/12' or 'gcc/12'"),
-    "module_init": (_str_or_none, "a path or null", "file sourced to define 'module' before loading"),
-    "remote_root": (lambda v: isinstance(v, str) and v != "" and not ROOT_REFUSED.search(v),
-                    "a path without ; \" \\ | # or control characters (build tools cannot use them)",
-                    "work root on the machine"),
-    "cores": (_pos_int, "a positive integer", "default cores per run"),
-    "corespernode": (_pos_int, "a positive integer", "cores of one node"),
-    "make_jobs": (_pos_int, "a positive integer", "parallel compile jobs"),
-    "max_job_name_chars": (_pos_int, "a positive integer", "longest job name the scheduler takes"),
-    "partition": (_str_or_none, "a string or null", "scheduler partition/queue"),
-    "account": (_str_or_none, "a string or null", "budget code"),
-    "qos": (_str_or_none, "a string or null", "quality of service"),
-    "pe": (_str_or_none, "a string or null", "Grid Engine parallel environment, e.g. mpi or smp"),
-    "memory": (lambda v: v is None or (isinstance(v, str) and MEMORY_RE.match(v) is not None), "an amount like 4G or 500M, or null", "memory per job (Slurm, PBS) or per slot (SGE), e.g. 4G"),
-    "directives": (_str_list, "a list of strings",
-                   "extra scheduler directives, without the #SBATCH/#$/#PBS/#BSUB prefix"),
-    "shell_setup": (_str_list, "a list of strings",
-                    "shell lines run before every remote command (not a .bashrc), e.g. '. /etc/profile.d/sge.sh'"),
-    "env": (_env_map, "a mapping of variable names (letters, digits, _) to values",
-            "environment for builds and jobs"),
-    "cmake": (lambda v: isinstance(v, str) and v != "", "a command", "cmake executable on the machine"),
-    "cmake_options": (_str_map, "a mapping of names to values", "CMake -D options for every recipe"),
-    "persist": (lambda v: _int(v) and v >= 0, "a whole number of seconds (0: off)",
-                "keep the SSH connection open in an agent this long after the last use"),
-    "poll_interval": (_number, "a positive number", "first wait between job polls, seconds"),
-    "poll_max": (_number, "a positive number", "longest wait between job polls, seconds"),
-    "scheduler_timeout": (_number, "a positive number",
-                          "how long a wait bears a scheduler that does not answer, seconds"),
-    "retries": (lambda v: _int(v) and v >= 0, "a whole number (0: never)",
-                "how often a run whose job the machine lost (node failure, preemption, a job gone "
-                "without a trace) is submitted again by itself"),
-}
-
-NEEDED = ("scheduler", "remote_root")
-
 #: where command-line settings come from, as Machine.where() reports it
 COMMAND_LINE = "command line"
 
-#: keys whose value names one of a fixed set
-CHOICES = {"scheduler": SCHEDULERS, "launcher": LAUNCHERS}
-
 #: top-level key of a machines/*.yml file that imports a FabSim3 machines.yml
 FABSIM_KEY = "fabsim3"
-
-
-def _yaml_files(directory, skip=None):
-    if not os.path.isdir(directory):
-        return []
-    return [os.path.join(directory, f) for f in sorted(os.listdir(directory))
-            if f.endswith((".yml", ".yaml")) and f != skip]
-
-
-class Layer:
-    """Settings from one place, with the line each key stands on."""
-
-    def __init__(self, values, where, lines=None):
-        self.values = values
-        self.where = where            # file name or "command line"
-        self.lines = lines or {}
-
-    def at(self, key):
-        line = self.lines.get(key)
-        return "%s:%d" % (self.where, line) if line else self.where
 
 
 class Machine:
@@ -178,104 +64,6 @@ class Machine:
     @property
     def is_local(self):
         return self.host is None
-
-
-def load_yaml(path, strict_names=True):
-    """Parse ``path`` into {name: Layer}, keeping line numbers of each key.
-
-    ``strict_names``: a top-level key that is no machine name is an error;
-    otherwise (FabSim3's files, whose loader judges names itself) a key YAML
-    reads as no string is left out.
-    """
-    try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
-    except OSError as exc:
-        raise ConfigError("%s: cannot read: %s" % (path, exc.strerror))
-    except UnicodeDecodeError as exc:
-        line = text_line(path, exc.start)
-        raise ConfigError("%s:%d: not UTF-8 text (byte 0x%02x)" % (path, line, exc.object[exc.start]))
-    try:
-        node = yaml.compose(text, Loader=LOADER)
-        data = yaml.load(text, Loader=LOADER)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = ":%d" % (mark.line + 1) if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError("%s%s: YAML syntax error: %s" % (path, line, problem))
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError("%s:1: expected a mapping of machine names to settings" % path)
-    layers = {}
-    for key_node, value_node in node.value:
-        name = key_node.value
-        line = key_node.start_mark.line + 1
-        if not strict_names and key_node.tag != "tag:yaml.org,2002:str":
-            continue
-        if strict_names and (key_node.tag != "tag:yaml.org,2002:str" or not MACHINE_NAME.match(str(name))):
-            # YAML reads 123, true, ~ and << as a number, a bool, null and a merge
-            raise ConfigError("%s:%d: %r is not a machine name: use letters, digits, '_', '.' and '-', "
-                              "starting with a letter or digit (quote a name YAML would read as a "
-                              "number, true/false or null)" % (path, line, name))
-        value = data[name]
-        if value is None:
-            value = {}
-        if not isinstance(value, dict):
-            raise ConfigError("%s:%d: machine '%s' must be a mapping of settings" % (path, line, name))
-        lines = {}
-        if isinstance(value_node, yaml.MappingNode):
-            for k, _v in value_node.value:
-                lines[k.value] = k.start_mark.line + 1
-        layer = Layer(value, path, lines)
-        layer.name_line = line
-        layers[name] = layer
-    return layers
-
-
-def _check_layer(layer, label):
-    for key, value in layer.values.items():
-        if key not in SCHEMA:
-            raise ConfigError("%s: %s: unknown key '%s'%s" % (layer.at(key), label, key, _nearest(key, SCHEMA)))
-        check, wants, _help = SCHEMA[key]
-        if key in CHOICES and value is not None and not check(value):
-            known = CHOICES[key]
-            raise ConfigError("%s: %s: unknown %s '%s'%s; known %ss: %s"
-                              % (layer.at(key), label, key, value, _nearest(value, known), key,
-                                 ", ".join(sorted(known))))
-        if not check(value):
-            # the value's type, never the value: it may be a secret put in the wrong place
-            raise ConfigError("%s: %s: key '%s' must be %s, not %s"
-                              % (layer.at(key), label, key, wants, _kind(value)))
-
-
-def _nearest(word, known):
-    """`` (did you mean 'x'?)`` with the known name nearest ``word``, or nothing."""
-    near = difflib.get_close_matches(str(word), known, n=1)
-    return " (did you mean '%s'?)" % near[0] if near else ""
-
-
-def text_line(path, offset):
-    """The line number of byte ``offset`` in file ``path``."""
-    with open(path, "rb") as fh:
-        return fh.read(offset).count(b"\n") + 1
-
-
-def _kind(value):
-    """What a wrong value is, without repeating it."""
-    if value is None:
-        return "empty (null)"
-    if isinstance(value, bool):
-        return "a yes/no value"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string" if value else "an empty string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return type(value).__name__
 
 
 def parse_overrides(words):
@@ -307,9 +95,9 @@ class Catalogue:
     """All machines a project can see, ready to merge on request."""
 
     def __init__(self, project_dir):
-        self.files = [BUILTIN] + _yaml_files(CATALOGUE_DIR)
+        self.files = [BUILTIN] + yaml_files(CATALOGUE_DIR)
         mdir = os.path.join(project_dir, "machines")
-        self.files += _yaml_files(mdir, skip=USER_FILE)
+        self.files += yaml_files(mdir, skip=USER_FILE)
         user = os.path.join(mdir, USER_FILE)
         if os.path.exists(user):
             self.files.append(user)
@@ -327,14 +115,13 @@ class Catalogue:
         if name == "default":
             self.defaults.append(layer)
             return
-        if not NAME_RE.match(name):
+        if not MACHINE_NAME.match(name):
             raise ConfigError("%s:%d: machine name %r may use only letters, digits, '_', '.', '-'"
                               % (layer.where, layer.name_line, name))
         self.entries.setdefault(name, []).append(layer)
 
     def _add_fabsim(self, layer):
         """``fabsim3: {machines: PATH, user: PATH}``: take a FabSim3 project's machines as they are."""
-        from . import fabsim
         values = layer.values
         unknown = sorted(set(values) - {"machines", "user"})
         if unknown or not isinstance(values.get("machines"), str) or \
@@ -359,7 +146,6 @@ class Catalogue:
             if not any(one.values.get("extends") for one in layers):
                 layers = list(found.defaults) + list(layers)
             for one in layers:
-                one.name_line = getattr(one, "name_line", 1)
                 self._add(name, one)
 
     def names(self):
@@ -375,16 +161,16 @@ class Catalogue:
             for found in self.fabsim:
                 found.require(name)             # a FabSim3 machine left out says why
             raise ConfigError("unknown machine '%s'%s; known machines: %s"
-                              % (name, _nearest(name, self.entries), ", ".join(self.names())))
+                              % (name, nearest(name, self.entries), ", ".join(self.names())))
         settings, origins = {}, {}
         for layer in self.defaults:
-            _check_layer(layer, "default")
+            check_layer(layer, "default")
             _apply(settings, origins, layer)
         for layer in self._chain(name, []):
-            _check_layer(layer, "machine '%s'" % name if layer.values is not None else name)
+            check_layer(layer, "machine '%s'" % name if layer.values is not None else name)
             _apply(settings, origins, layer)
         if overrides is not None and overrides.values:
-            _check_layer(overrides, "machine '%s'" % name)
+            check_layer(overrides, "machine '%s'" % name)
             _apply(settings, origins, overrides)
         settings.pop("extends", None)
         for key in NEEDED:
@@ -413,7 +199,7 @@ class Catalogue:
                 parent, where = layer.values["extends"], layer.at("extends")
         if parent and parent not in self.entries:
             raise ConfigError("%s: machine '%s': key 'extends' names unknown machine '%s'%s"
-                              % (where, name, parent, _nearest(parent, self.entries)))
+                              % (where, name, parent, nearest(parent, self.entries)))
         chain = self._chain(parent, seen + [name]) if parent else []
         return chain + layers
 

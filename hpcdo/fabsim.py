@@ -3,7 +3,7 @@
 A FabSim3 user keeps machines in ``fabsim/deploy/machines.yml`` (with an
 optional ``machines_private.yml`` beside it) and personal settings in
 ``machines_user.yml``.  :func:`load` reads those files without changing them
-and returns hpcdo :class:`~hpcdo.config.Layer` objects whose keys are
+and returns hpcdo :class:`~hpcdo.layer.Layer` objects whose keys are
 hpcdo's and whose file and line are the FabSim3 ones, so an error about a
 FabSim3 machine points at the line the user wrote.
 
@@ -70,7 +70,9 @@ import re
 import string
 
 from . import ConfigError
-from .config import NAME_RE, Layer, load_yaml
+from .launchers import VARIABLES
+from .layer import MACHINE_NAME, Layer, load_yaml
+from .schema import MEMORY_RE
 
 #: FabSim3 variables filled in per job (fabsim/base/fab.py); hpcdo cannot know them in advance
 JOB_TIME = frozenset((
@@ -80,8 +82,8 @@ JOB_TIME = frozenset((
     "results_path", "config_path", "scripts_path", "job_name_template_sh", "config",
 ))
 
-#: run_command variables hpcdo fills per run
-RUN_VARIABLES = frozenset(("cores", "nodes", "corespernode", "cpn", "tasks", "threads"))
+#: run_command variables hpcdo fills per run (the launchers' own)
+RUN_VARIABLES = frozenset(VARIABLES)
 
 DISPATCH = {"sbatch": "slurm", "bsub": "lsf", "yhbatch": "tianhe"}
 
@@ -122,7 +124,6 @@ RESOURCES = {"sge": {"h_rt": DROP, "s_rt": DROP, "h_vmem": "memory"}, "pbs": _PB
 SGE_HINTS = ("sge", "uge", "gridengine", "myriad", "legion", "grace", "kathleen", "young",
              "thomas", "ucl")
 
-MEMORY_RE = re.compile(r"^[0-9]+(\.[0-9]+)?[KMGT]B?\Z", re.IGNORECASE)
 OPTION_RE = re.compile(r"^(--?[A-Za-z][A-Za-z0-9_-]*)(?:(?:=|\s+)(.*))?\Z")
 SHELL_VAR_RE = re.compile(r"^[A-Z_][A-Z0-9_]*\Z")
 
@@ -299,7 +300,7 @@ class _Loader:
         failed = {}
         for name in names:
             try:
-                if not NAME_RE.match(name):
+                if not MACHINE_NAME.match(name):
                     src = self._own(name)[0]
                     raise ConfigError("%s:%d: machine name %r may use only letters, digits, '_', '.', '-'"
                                       % (src.path, src.name_line, name))
