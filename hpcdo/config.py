@@ -25,9 +25,9 @@ from . import ConfigError, fabsim
 from .layer import MACHINE_NAME, Layer, load_yaml, text_line, yaml_files
 from .schema import CHOICES, ENV_NAME, MEMORY_RE, NEEDED, ROOT_REFUSED, SCHEMA, check_layer, nearest
 
-__all__ = ["BUILTIN", "CATALOGUE_DIR", "USER_FILE", "COMMAND_LINE", "FABSIM_KEY", "Catalogue", "Machine",
-           "parse_overrides", "Layer", "load_yaml", "text_line", "SCHEMA", "NEEDED", "CHOICES",
-           "MACHINE_NAME", "ENV_NAME", "MEMORY_RE", "ROOT_REFUSED"]
+__all__ = ["BUILTIN", "CATALOGUE_DIR", "USER_FILE", "COMMAND_LINE", "FABSIM_KEY", "LOCAL_MACHINE",
+           "Catalogue", "Machine", "parse_overrides", "Layer", "load_yaml", "text_line", "SCHEMA",
+           "NEEDED", "CHOICES", "MACHINE_NAME", "ENV_NAME", "MEMORY_RE", "ROOT_REFUSED"]
 
 BUILTIN = os.path.join(os.path.dirname(__file__), "machines.yml")
 #: the machine catalogue shipped with hpcdo: one file per site
@@ -39,6 +39,9 @@ COMMAND_LINE = "command line"
 
 #: top-level key of a machines/*.yml file that imports a FabSim3 machines.yml
 FABSIM_KEY = "fabsim3"
+
+#: the machine built into hpcdo (machines.yml): this computer, no SSH, background jobs
+LOCAL_MACHINE = "localhost"
 
 
 class Machine:
@@ -136,10 +139,10 @@ class Catalogue:
         found = fabsim.load(path(values["machines"]), path(values.get("user")))
         self.fabsim.append(found)
         for name, layers in found.entries.items():
-            if name == "localhost":
+            if name == LOCAL_MACHINE:
                 # hpcdo's own localhost (no SSH, background jobs) stays what it is
-                found.warn("localhost", "%s: FabSim3's machine 'localhost' is not imported: hpcdo's "
-                                        "built-in localhost is used" % layer.where)
+                found.warn(name, "%s: FabSim3's machine '%s' is not imported: hpcdo's built-in %s is used"
+                           % (layer.where, name, name))
                 continue
             # FabSim3's own default block applies to its machines only, once,
             # at the root of each extends chain

@@ -539,3 +539,23 @@ def test_jobscripts_of_fabsim3_machines(tmp_path):
     assert "module unload default-modules/2018" in script and "module load openmpi/4.1" in script
     assert "mpirun -np 24 ./fabsimapp --steps 10" in script
     assert "$dollar" not in script and "$cores_reserved" not in script
+
+
+def test_the_importers_scheduler_tables_name_hpcdos_schedulers():
+    """headers.py's tables are keyed by scheduler name; SCHEDULERS is the one list of them."""
+    from hpcdo.fabsim import headers
+    from hpcdo.schedulers import SCHEDULERS
+    named = set(headers.DISPATCH.values()) | set(headers.PREFIXES) | set(headers.OPTIONS) | set(headers.RESOURCES)
+    assert named <= set(SCHEDULERS), sorted(named - set(SCHEDULERS))
+    assert set(headers.PREFIXES) == set(SCHEDULERS) - {"local"}
+
+
+def test_config_keeps_the_names_other_modules_import():
+    """Machine loading moved into layer.py, schema.py and fabsim/; hpcdo.config still offers what it did."""
+    from hpcdo import config, layer, schema
+    for name in ("Catalogue", "Machine", "Layer", "load_yaml", "parse_overrides", "SCHEMA", "COMMAND_LINE",
+                 "CATALOGUE_DIR", "BUILTIN", "USER_FILE", "FABSIM_KEY", "MACHINE_NAME", "ENV_NAME",
+                 "MEMORY_RE", "NEEDED", "CHOICES", "text_line"):
+        assert hasattr(config, name), name
+    assert config.Layer is layer.Layer and config.SCHEMA is schema.SCHEMA
+    assert callable(fabsim.load) and fabsim.FabsimMachines
