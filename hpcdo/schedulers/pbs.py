@@ -34,7 +34,7 @@ WRAPPER_OPTIONS = (
     'if grep -q sbatch "$(command -v qsub)" 2>/dev/null; then '
     'pl=$(sed -n "s|^#PBS -l \\([A-Za-z0-9_.,:=+@%/-]*\\)$|\\1|p" job.sh | paste -s -d , -); '
     'po=$(sed -n "s|^#PBS \\(-[A-Za-km-z]\\) \\([A-Za-z0-9_.,:=+@%/-]*\\)$|\\1 \\2|p" job.sh); '
-    'else pl= po=; fi; ')
+    'else pl=; po=; fi; ')
 
 
 class PBS(Scheduler):

@@ -39,7 +39,7 @@ END { for (d in id) if (id[d] != "" && (!(d in ex) || ex[d] ~ /^(12[89]|1[3-9][0
 [ -n "$i" ] && ids="$ids${ids:+,}$i"
 printf '@ls %s\n' {{ parent }}
 lf {{ listing }}
-cd "$R"
+cd "$R" || exit 97
 fi
 {% endfor %}
 {% if query_timeout %}
@@ -51,5 +51,6 @@ already made a function is left as it is
 ##}
 if command -v timeout >/dev/null 2>&1; then for c in {{ query_commands }}; do case $(command -v $c 2>/dev/null) in /*) eval "$c() { timeout {{ query_timeout }} $c \"\$@\"; }";; esac; done; fi
 {% endif %}
+# shellcheck disable=SC2046,SC2086 # the scheduler splits its id list on purpose
 if [ -n "$ids" ]; then echo @q; {{ status }}; fi
 exit 0

@@ -55,6 +55,7 @@ n=0; [ -n "$cur" ] && [ "$(cat job.sig 2>/dev/null)" = {{ r.sig }} ] && { read -
 {% endif %}
 printf "%s\n" {{ r.sig }} > job.sig && printf "%s\n" "$((n + 1))" > job.tries || {{ full("record the inputs") }}
 {## fd 3 is the caller's pipe: a job that inherited it would hold the connection open until it ended ##}
+# shellcheck disable=SC2009,SC2030,SC2031,SC2046,SC2086 # see cancel.sh
 if { {{ submit }}; } 3>&-; then
 {##
 job.id is created only where there is none (ln, or noclobber where links
