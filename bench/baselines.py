@@ -20,6 +20,7 @@ import hpcdo.project
 import hpcdo.session
 import hpcdo.tasks
 from hpcdo import RemoteError
+from hpcdo.model import Job
 from hpcdo.remote import scripts, trace
 from hpcdo.remote.connection import Result, SSHRemote
 from hpcdo.session import Session
@@ -32,8 +33,8 @@ class PerStepSession(Session):
         with self._lock:
             if not hasattr(self, "_items"):
                 self._items, self._asked = {}, set()
-                for dep in self.deployments:
-                    stamps, runs = dep.probe_items()
+                for target in self.targets:
+                    stamps, runs = target.probe_items()
                     for item in stamps:
                         self._items[item[0]] = ("stamp", item)
                     for item in runs:
@@ -49,10 +50,10 @@ class PerStepSession(Session):
         stamps, runs = ([item], []) if kind == "stamp" else ([], [item])
         script = scripts.probe_script(self.machine.remote_root, stamps, runs, self.scheduler)
         result = self.remote.run(script, what="check " + key)
-        found_stamps, jobs, queue = scripts.parse_probe(result.text, self.scheduler, runs)
+        found_stamps, records, queue = scripts.parse_probe(result.text, self.scheduler, runs)
         with self._lock:
             self._stamps.update(found_stamps)
-            self._jobs.update(jobs)
+            self._jobs.update({key: Job.from_record(record) for key, record in records.items()})
             self._queue.update(queue)
 
     def stamp(self, key):

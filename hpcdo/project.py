@@ -24,9 +24,10 @@ from . import jobscript
 from . import report
 from .remote import trace
 from . import tasks
-from .deploy import Deployment
 from .recipe import Recipe
 from .session import Session
+from .steps import Steps
+from .target import Target
 
 DEFAULT_MACHINE = "localhost"
 
@@ -153,19 +154,20 @@ class Project:
             self.session.start_connect()
         self.recipes = load_recipes(self.dir)
         templates = jobscript.environment(self.dir)
-        self.deployments = [Deployment(self.session, r, self.dir, templates) for r in self.recipes]
+        self.targets = [Target(self.session, r, self.dir, templates) for r in self.recipes]
+        self.session.targets = self.targets          # what the probe asks about
+        self.steps = Steps(self.session, self.targets)
         # a run the machine cannot hold (cores not a multiple of threads, too
         # few nodes) is one error line now, not after a build has been spent
-        for dep in self.deployments:
-            for run in dep.recipe.runs.values():
-                dep.layout(run)
+        for target, run in self.steps.runs():
+            target.layout(run)
 
     def status_table(self):
         rows = [("machine", "%s (%s, %s)" % (self.machine.name, self.session.remote.host,
                                              self.machine.scheduler))]
-        for dep in self.deployments:
-            rows.append(("recipe", dep.recipe.name))
-            rows += dep.status_rows()
+        for target in self.targets:
+            rows.append(("recipe", target.recipe.name))
+            rows += self.steps.status_rows(target)
         width = max(len(a) for a, _b in rows)
         return "\n".join("%-*s  %s" % (width, a, b) for a, b in rows)
 
@@ -210,7 +212,7 @@ def _interrupt_in_one_line(project):
         if not issubclass(kind, KeyboardInterrupt):
             return previous(kind, value, tb)
         try:
-            running = project.session.active_jobs()
+            running = project.steps.jobs.active_jobs()
         except Exception:
             running = []
         if running:

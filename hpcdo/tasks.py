@@ -1,4 +1,4 @@
-"""doit tasks from deployments: names, dependencies, checks and actions.
+"""doit tasks from a project's steps: names, dependencies, checks and actions.
 
 Task names follow the steps: ``clone``, ``configure``, ``compile`` (with a
 ``:<recipe>`` suffix when a project has several recipes),
@@ -9,8 +9,10 @@ submit every run before waiting for any, so jobs queue side by side.
 ``status``, ``cold``, ``cancel [RUN...]``, ``retry [RUN...]`` and ``jobscript RUN...``
 complete the set.
 
-Every check asks the session, which asks the machine once; every action
-reports a failure as one doit ``TaskFailed`` with a plain message.
+Each task is one step of :mod:`hpcdo.steps`: its check (an up-to-date
+:class:`Check`), its action, and its reason when stale.  Every check asks
+the session, which asks the machine once; every action reports a failure
+as one doit ``TaskFailed`` with a plain message.
 """
 
 import inspect
@@ -40,7 +42,7 @@ class Check:
 
     doit calls it to decide whether the step runs (an error means stale: the
     action will report it), and ``doit info TASK`` prints it, which shows
-    :meth:`Deployment.why` (what the machine lacks) instead of a function's
+    the step's ``why_*`` (what the machine lacks) instead of a function's
     repr.
     """
 
@@ -74,8 +76,8 @@ def _check(func, *args, why=None):
     return Check(func, args, why)
 
 
-def _step(step, dep, many):
-    return "%s:%s" % (step, dep.recipe.name) if many else step
+def _step(step, target, many):
+    return "%s:%s" % (step, target.recipe.name) if many else step
 
 
 RUN_STEPS = ("submit", "wait", "fetch_results")
@@ -110,12 +112,13 @@ def generate(project, words=()):
     ``words``: the command line's positional words, which decide which runs
     are submitted together in one remote command.
     """
-    deployments = project.deployments
-    many = len(deployments) > 1
+    steps = project.steps
+    targets, jobs = steps.targets, steps.jobs
+    many = len(targets) > 1
     machine = project.machine.name
-    runs = [(dep, run) for dep in deployments for run in dep.recipe.runs.values()]
-    submits = ["submit:" + run.name for _dep, run in runs]
-    batch = batch_scope(words, [run.name for _dep, run in runs])
+    runs = steps.runs()
+    submits = ["submit:" + run.name for _t, run in runs]
+    batch = batch_scope(words, [run.name for _t, run in runs])
     if len(batch) < 2:
         batch = set()
 
@@ -130,41 +133,48 @@ def generate(project, words=()):
         for step in ("clone", "configure", "compile"):
             yield _group(step, "%s every recipe" % step, [])
 
-    for dep in deployments:
-        name = dep.recipe.name
-        clone, configure, compile_ = (_step(s, dep, many) for s in ("clone", "configure", "compile"))
+    for target in targets:
+        name = target.recipe.name
+        build = steps.build[name]
+        clone, configure, compile_ = (_step(s, target, many) for s in ("clone", "configure", "compile"))
         yield _task(clone, "sync or clone %s's source to %s" % (name, machine),
-                    _action(dep.do_clone), _check(dep.clone_current, why=dep.why_clone), [])
+                    _action(build.do_clone), _check(build.clone_current, why=build.why_clone), [])
         yield _task(configure, "run CMake for %s on %s" % (name, machine),
-                    _action(dep.do_configure), _check(dep.configure_current, why=dep.why_configure), [clone])
+                    _action(build.do_configure), _check(build.configure_current, why=build.why_configure),
+                    [clone])
         yield _task(compile_, "build %s on %s" % (name, machine),
-                    _action(dep.do_compile), _check(dep.compile_current, why=dep.why_compile), [configure])
-        for gname in dep.recipe.geometries:
+                    _action(build.do_compile), _check(build.compile_current, why=build.why_compile), [configure])
+        for gname in target.recipe.geometries:
             yield _task("send_geometry:" + gname, "upload geometry %s to %s" % (gname, machine),
-                        _action(dep.do_send_geometry, gname), _check(dep.geometry_current, gname, why=dep.why_geometry), [])
+                        _action(build.do_send_geometry, gname),
+                        _check(build.geometry_current, gname, why=build.why_geometry), [])
 
     if batch:
         # Every run this invocation submits goes in one remote command: each
         # of their submit tasks waits for this hidden task, then reports.
-        keys = {dep.run_key(run) for dep, run in runs if run.name in batch}
-        deps = sorted({_step("compile", dep, many) for dep, run in runs if run.name in batch} |
-                      {"send_geometry:" + run.geometry for _dep, run in runs if run.name in batch and run.geometry})
+        keys = {t.run_key(run) for t, run in runs if run.name in batch}
+        deps = sorted({_step("compile", t, many) for t, run in runs if run.name in batch} |
+                      {"send_geometry:" + run.geometry for _t, run in runs if run.name in batch and run.geometry})
         yield {"basename": "_submit_batch", "doc": "submit the selected stale runs in one remote command",
-               "actions": [_action(project.session.submit_batch, keys)],
-               "uptodate": [_check(lambda: not project.session.stale_runs(keys))],
+               "actions": [_action(jobs.submit_batch, keys)],
+               "uptodate": [_check(lambda: not jobs.stale_runs(keys))],
                "task_dep": deps, "verbosity": 1}
-    for dep, run in runs:
-        compile_ = _step("compile", dep, many)
+    for target, run in runs:
+        results = steps.results[target.recipe.name]
+        compile_ = _step("compile", target, many)
         deps = [compile_] + (["send_geometry:" + run.geometry] if run.geometry else [])
         if run.name in batch:
             deps.append("_submit_batch")
         yield _task("submit:" + run.name, "submit run %s on %s (once per inputs)" % (run.name, machine),
-                    _action(dep.do_submit, run), _check(dep.submit_current_here, run, why=dep.why_submit), deps)
+                    _action(jobs.do_submit, target, run),
+                    _check(jobs.submit_current_here, target, run, why=jobs.why_submit), deps)
         yield _task("wait:" + run.name, "wait for run %s's job to end" % run.name,
-                    _action(dep.do_wait, run), _check(dep.wait_current, run, why=dep.why_wait), ["submit:" + run.name])
+                    _action(jobs.do_wait, target, run), _check(jobs.wait_current, target, run, why=jobs.why_wait),
+                    ["submit:" + run.name])
         yield _task("fetch_results:" + run.name,
                     "fetch run %s's results into results/%s/%s/" % (run.name, machine, run.name),
-                    _action(dep.do_fetch, run), _check(dep.fetch_current, run, why=dep.why_fetch), ["wait:" + run.name])
+                    _action(results.do_fetch, run), _check(results.fetch_current, run, why=results.why_fetch),
+                    ["wait:" + run.name])
 
     yield {"basename": "jobscript", "pos_arg": "names", "verbosity": 2, "uptodate": [False],
            "doc": "print the jobscripts of the named runs for %s, without submitting: "
@@ -181,12 +191,13 @@ def generate(project, words=()):
     yield {"basename": "status", "doc": "show each step's state and each run's job on %s" % machine,
            "actions": [_action(project.status_table)], "uptodate": [False], "verbosity": 2}
     yield {"basename": "cold", "doc": "fresh clone and rebuild from scratch on %s" % machine,
-           "actions": [_action(dep.cold) for dep in deployments], "uptodate": [False], "verbosity": 2}
+           "actions": [_action(steps.build[t.recipe.name].cold) for t in targets], "uptodate": [False],
+           "verbosity": 2}
 
 
 def _pick(runs, names):
-    """(the (deployment, run) pairs called ``names``, or all of them if none; an error or None)."""
-    by_name = {run.name: (dep, run) for dep, run in runs}
+    """(the (target, run) pairs called ``names``, or all of them if none; an error or None)."""
+    by_name = {run.name: (target, run) for target, run in runs}
     unknown = [n for n in names if n not in by_name]
     if unknown:
         return [], "unknown run %s; runs: %s" % (", ".join(unknown), ", ".join(sorted(by_name)))
@@ -197,13 +208,13 @@ def _jobscripts(project, runs):
     def action(names):
         if not names:
             return TaskFailed("name one or more runs: doit jobscript RUN... (runs: %s)"
-                              % ", ".join(sorted(run.name for _dep, run in runs)))
+                              % ", ".join(sorted(run.name for _t, run in runs)))
         pairs, error = _pick(runs, names)
         if error:
             return TaskFailed(error)
         try:
-            for dep, run in pairs:
-                print(dep.jobscript(run).rstrip("\n"))
+            for target, run in pairs:
+                print(target.jobscript(run).rstrip("\n"))
         except HpcdoError as exc:
             return TaskFailed(str(exc))
         return True
@@ -215,12 +226,12 @@ def _cancel(project, runs):
         pairs, error = _pick(runs, names)
         if error:
             return TaskFailed(error)
-        return _action(project.session.cancel, pairs)()
+        return _action(project.steps.jobs.cancel, pairs)()
     return action
 
 
 def _ended_badly(info):
-    state = info["state"]
+    state = info.state
     return not (state.done or state.active or state is JobState.NONE)
 
 
@@ -230,11 +241,11 @@ def _retry(project, runs):
         if error:
             return TaskFailed(error)
         if not names:
-            pairs = [(dep, run) for dep, run in pairs if _ended_badly(project.session.job(dep.run_key(run)))]
+            pairs = [(t, run) for t, run in pairs if _ended_badly(project.session.job(t.run_key(run)))]
             if not pairs:
                 print("no run has a failed job to retry")
                 return True
-        return _action(project.session.retry, pairs)()
+        return _action(project.steps.jobs.retry, pairs)()
     return action
 
 

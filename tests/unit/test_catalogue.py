@@ -25,7 +25,7 @@ MACHINES = CATALOGUE + ["localhost", "testslurm", "testsge", "testpbs"]
 
 def render(machine, run="straight", root=ROOT, **overrides):
     project = Project(root, machine, {k: str(v) for k, v in overrides.items()})
-    for dep in project.deployments:
+    for dep in project.targets:
         if run in dep.recipe.runs:
             return dep.jobscript(dep.recipe.runs[run])
     raise AssertionError("no run %s" % run)

@@ -1,0 +1,227 @@
+"""The build steps of one target: clone or sync, configure, compile, send a geometry.
+
+Each step has its up-to-date check (``*_current``: compares the target's
+signature with the stamp the probe found), a reason when it is stale
+(``why_*``, shown by ``doit info``) and its action (``do_*``), which runs
+one script on the machine and records the stamp the script wrote.
+"""
+
+import json
+import os
+import re
+import sys
+
+from .. import RemoteError
+from .. import signature
+from ..recipe import Git
+from ..remote import scripts, transfer
+
+#: CMake options that pick compilers or the toolchain: CMake keeps its first
+#: choice in the cache, so a change of any of them needs a new cache
+TOOLCHAIN_RE = re.compile(r"^(CMAKE_[A-Za-z]+_COMPILER(_[A-Z_]+)?|CMAKE_TOOLCHAIN_FILE|CMAKE_GENERATOR.*|"
+                          r"CMAKE_MAKE_PROGRAM|CMAKE_[A-Za-z]+_COMPILER_LAUNCHER)(:[A-Z]+)?\Z")
+
+
+class Build:
+    """The build steps of :class:`hpcdo.target.Target` ``target``."""
+
+    def __init__(self, target):
+        self.target = target
+        self.session = target.session
+        self.machine = target.machine
+        self.recipe = target.recipe
+        self.keys = target.keys
+
+    def clone_current(self):
+        """A git clone is current at the same URL and ref; a local tree once it is on the machine.
+
+        Keeping a local tree in step with edits is the job of configure and
+        compile (see :meth:`sync`), so that an edit reruns only what it affects.
+        """
+        stamp = self.session.stamp(self.keys["clone"])
+        if isinstance(self.recipe.source, Git):
+            # a branch is followed: when it names another commit now, clone again
+            head = self.target.remote_head() if self.target.probe_heads() else ""
+            return bool(stamp) and stamp.get("sig") == self.target.clone_sig() and (
+                not head or head == stamp.get("commit"))
+        return bool(stamp)
+
+    def source_synced(self):
+        stamp = self.session.stamp(self.keys["clone"])
+        return bool(stamp) and stamp.get("sig") == self.target.clone_sig()
+
+    def configure_current(self):
+        stamp = self.session.stamp(self.keys["configure"])
+        return bool(stamp) and stamp.get("sig") == self.target.configure_sig()
+
+    def compile_current(self):
+        stamp = self.session.stamp(self.keys["compile"])
+        return bool(stamp) and stamp.get("sig") == self.target.compile_sig()
+
+    def geometry_current(self, gname):
+        stamp = self.session.stamp(self.target.geometry_key(gname))
+        return bool(stamp) and stamp.get("sig") == self.target.geometry_sig(gname)
+
+    def commit_note(self):
+        """`` (commit X)``, or what the branch names now when the machine is behind it."""
+        source = self.recipe.source
+        have = ((self.session.stamp(self.keys["clone"]) or {}).get("commit") or "")[:12]
+        head = (self.target.remote_head() if self.target.probe_heads() else "")[:12]
+        if head and have and head != have:
+            return " (commit %s; %s is now at %s)" % (have, source.ref, head)
+        if have:
+            return " (commit %s%s)" % (have, "" if head or not self.target.probe_heads() else
+                                       "; %s could not be looked up" % source.ref)
+        return ""
+
+    def why_clone(self):
+        stamp = self.session.stamp(self.keys["clone"])
+        if not stamp:
+            return "the machine has no source of %s (or an upload was cut short)" % self.recipe.name
+        if isinstance(self.recipe.source, Git):
+            if stamp.get("sig") != self.target.clone_sig():
+                return "the recipe names another git URL or ref than the machine cloned"
+            return "%s now names commit %s; the machine has %s" % (
+                self.recipe.source.ref, self.target.remote_head()[:12], (stamp.get("commit") or "?")[:12])
+        return "the local tree changed since it was last sent"
+
+    def why_configure(self):
+        stamp = self.session.stamp(self.keys["configure"])
+        if not stamp:
+            return "never configured on %s, or the last configure failed or was cut short" % self.machine.name
+        return "the CMake options, CMake files, modules, environment or cmake command changed"
+
+    def why_compile(self):
+        stamp = self.session.stamp(self.keys["compile"])
+        if not stamp:
+            return "never compiled on %s, or configure ran since, or the last compile failed" % self.machine.name
+        return "the source changed since the last compile"
+
+    def why_geometry(self, gname):
+        if not self.session.stamp(self.target.geometry_key(gname)):
+            return "geometry %s is not on the machine" % gname
+        return "geometry %s changed since it was sent" % gname
+
+    def sync(self):
+        """Bring a local tree's edits to the machine if they are not there yet."""
+        if isinstance(self.recipe.source, Git) or self.source_synced():
+            return ""
+        return self.do_clone() + "\n"
+
+    def do_clone(self):
+        source = self.recipe.source
+        remote = self.session.remote
+        root = self.machine.remote_root
+        sig = self.target.clone_sig()
+        if isinstance(source, Git):
+            url, user, password = source.credentials()
+            result = remote.run(scripts.git_clone_script(root, self.target.src, url, source.ref, sig, user, password),
+                                what="clone " + self.recipe.name, private=True)
+            commit = tagged(result.text, "@commit")
+            self.session.set_stamp(self.keys["clone"], {"sig": sig, "commit": commit})
+            return "cloned %s at %s" % (source.public_url, commit)
+        manifest = self.target.manifest()
+        # What the machine really holds decides what to send, not the stamp:
+        # after a cut-short sync the stamp is gone but most files are there.
+        result = remote.run(scripts.manifest_script(root, self.target.src), what="list source")
+        remote_manifest = scripts.parse_manifest(result.text)
+        changed = sorted(p for p, h in manifest.items() if remote_manifest.get(p) != h)
+        deleted = sorted(p for p in remote_manifest if p not in manifest)
+        stamp = json.dumps({"sig": sig})
+        seal = transfer.new_seal()
+        sent = transfer.send_files(remote, scripts.sync_script(root, self.target.src, stamp, seal, lock_dir=self.target.dir),
+                                   self.target._local(source.path), changed, deleted,
+                                   what="sync %d files" % len(changed), seal=seal)
+        self.session.set_stamp(self.keys["clone"], {"sig": sig})
+        return "synced %d changed and %d deleted files (%d bytes)" % (len(changed), len(deleted), sent)
+
+    def cache_record(self):
+        """What a CMake cache is made from: the options, and what decides the compilers."""
+        return {"options": self.target.cmake_options(),
+                "tools": signature.digest("tools", self.machine.cmake, self.target.setup())}
+
+    def needs_fresh_cache(self):
+        """True when ``-D`` cannot bring the cache to the recipe's options.
+
+        CMake keeps an option that left the recipe (and its effect), and
+        keeps the compilers it first found whatever ``CMAKE_<LANG>_COMPILER``
+        or the modules say later.  So: a cache of unknown making, an option
+        removed, a compiler or toolchain option changed, or other modules,
+        environment or cmake command each start a new cache.
+        """
+        old, new = self.session.stamp(self.keys["cache"]), self.cache_record()
+        if not old or not isinstance(old.get("options"), dict) or old.get("tools") != new["tools"]:
+            return True
+        before, now = old["options"], new["options"]
+        return bool(set(before) - set(now)) or any(
+            TOOLCHAIN_RE.match(name) and before.get(name) != now.get(name) for name in set(before) | set(now))
+
+    def do_configure(self):
+        synced = self.sync()
+        options = self.target.cmake_options()
+        sig = self.target.configure_sig()
+        stamp = {"sig": sig, "options": options}
+        fresh = self.needs_fresh_cache()
+        had_cache = self.session.stamp(self.keys["cache"]) is not None
+        record = self.cache_record()
+        script = scripts.configure_script(self.machine.remote_root, self.target.dir, self.target.setup(), self.machine.cmake,
+                                          options, fresh, json.dumps(record, sort_keys=True), json.dumps(stamp),
+                                          source_sig=self.target.local_source_sig())
+        self.session.set_stamp(self.keys["compile"], None)      # the script removed it
+        self.session.set_stamp(self.keys["cache"], record)
+        result = self._build_step("configure", script)
+        self.session.set_stamp(self.keys["configure"], stamp)
+        if fresh and had_cache:
+            sys.stderr.write("hpcdo: configure of %s started from a new CMake cache (an option was removed, "
+                             "or the compilers may differ)\n" % self.recipe.name)
+        return synced + result.text
+
+    def do_compile(self):
+        synced = self.sync()
+        jobs = self.recipe.make_jobs or self.machine.make_jobs
+        sig = self.target.compile_sig()
+        script = scripts.compile_script(self.machine.remote_root, self.target.dir, self.target.setup(), self.machine.cmake,
+                                        jobs, self.recipe.build_target, self.recipe.executable, sig,
+                                        source_sig=self.target.local_source_sig())
+        result = self._build_step("compile", script)
+        binary = tagged(result.text, "@binary")
+        self.session.set_stamp(self.keys["compile"], {"sig": sig, "binary": binary})
+        return synced + result.text
+
+    def _build_step(self, step, script):
+        """Run a configure or compile script; on failure forget its stamp and show the log's tail."""
+        result = self.session.remote.run(script, what="%s %s" % (step, self.recipe.name), check=False,
+                                         private=True)
+        if result.exit_code != 0:
+            self.session.set_stamp(self.keys[step], None)
+            raise RemoteError("%s of %s on %s failed:\n%s"
+                              % (step, self.recipe.name, self.machine.name, result.tail(25)))
+        return result
+
+    def do_send_geometry(self, gname):
+        path = self.target._local(self.recipe.geometries[gname])
+        sig = self.target.geometry_sig(gname)
+        size = os.path.getsize(path)
+        stamp = {"sig": sig}
+        script = scripts.upload_script(self.machine.remote_root, self.target.geometry_dir(gname),
+                                       self.target.geometry_file(gname), size, json.dumps(stamp))
+        with open(path, "rb") as fh:
+            self.session.remote.run(script, stdin=fh, what="send geometry %s (%d bytes)" % (gname, size))
+        self.session.set_stamp(self.target.geometry_key(gname), stamp)
+        return "sent %s (%d bytes)" % (gname, size)
+
+    def cold(self):
+        """Remove the machine's source and build trees, then clone, configure and compile."""
+        self.session.remote.run(scripts.remove_script(self.machine.remote_root, [self.target.src, self.target.build]),
+                                what="remove " + self.recipe.name)
+        for key in self.target.keys.values():
+            self.session.set_stamp(key, None)
+        return "\n".join([self.do_clone(), self.do_configure(), self.do_compile()])
+
+
+def tagged(text, tag):
+    """The value of the first ``<tag> value`` line of a script's answer, or ""."""
+    for line in text.splitlines():
+        if line.startswith(tag + " "):
+            return line.split(None, 1)[1].strip()
+    return ""
