@@ -1,4 +1,7 @@
-"""Remote scripts run through a real sh: hostile values stay data, never code."""
+"""Remote scripts run through dash and bash: hostile values stay data, never code.
+
+More of every script, with fake scheduler and build commands: test_scripts_shells.py.
+"""
 
 import os
 import subprocess
@@ -13,8 +16,19 @@ HOSTILE = ["a b", "x;touch PWNED", "$(touch PWNED)", "`touch PWNED`", "q'uote", 
            "ünï", "-rf", "*"]
 
 
+SHELL = ["sh"]
+
+
+@pytest.fixture(autouse=True, params=["dash", "bash"])
+def shell(request):
+    """Every test of this module runs once under dash and once under bash (through sh())."""
+    SHELL[0] = request.param
+    yield request.param
+    SHELL[0] = "sh"
+
+
 def sh(script, cwd, stdin=b""):
-    return subprocess.run(["sh", "-c", script], cwd=cwd, input=stdin, capture_output=True)
+    return subprocess.run([SHELL[0], "-c", script], cwd=cwd, input=stdin, capture_output=True)
 
 
 @pytest.mark.parametrize("value", HOSTILE)
@@ -250,7 +264,7 @@ def test_a_wedged_scheduler_query_reads_as_no_answer_not_a_hang(tmp_path):
     slurm = get("slurm")
     env = dict(os.environ, PATH="%s:%s" % (bin_dir, os.environ["PATH"]))
     started = time.monotonic()
-    proc = subprocess.run(["sh", "-c", scripts.probe_script(str(tmp_path), [], runs, slurm, query_timeout=2)],
+    proc = subprocess.run([SHELL[0], "-c", scripts.probe_script(str(tmp_path), [], runs, slurm, query_timeout=2)],
                           cwd=tmp_path, capture_output=True, env=env, timeout=60)
     assert time.monotonic() - started < 10
     _stamps, jobs, queue = scripts.parse_probe(proc.stdout.decode(), slurm, runs)
@@ -322,7 +336,6 @@ def test_the_loser_of_a_race_to_record_its_job_cancels_it(tmp_path):
     assert not [p for p in os.listdir(run) if p.startswith(".job.id")]
 
 
-@pytest.mark.parametrize("shell", ["dash", "bash"])
 @pytest.mark.parametrize("password", ["plain", "q'uote $HOME `id` \"x\"", ""])
 def test_a_git_login_reaches_git_by_askpass_only(tmp_path, shell, password):
     """git gets the user and password from GIT_ASKPASS; its arguments carry neither."""
