@@ -22,7 +22,8 @@ import hpcdo.tasks
 from hpcdo import RemoteError
 from hpcdo.model import Job
 from hpcdo.remote import scripts, trace
-from hpcdo.remote.connection import Result, SSHRemote
+from hpcdo.remote.connection import Result
+from hpcdo.remote.ssh import SSHRemote
 from hpcdo.session import Session
 
 

@@ -35,7 +35,7 @@ if ROOT not in sys.path:
 
 from hpcdo import outputs  # noqa: E402
 from hpcdo.remote import scripts, transfer  # noqa: E402
-from hpcdo.remote.connection import SSHRemote  # noqa: E402
+from hpcdo.remote.ssh import SSHRemote  # noqa: E402
 from hpcdo.schedulers import get  # noqa: E402
 
 CLUSTER = os.environ.get("HPCDO_CLUSTER_DIR", "/var/lib/hpcdo-testcluster")

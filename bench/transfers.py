@@ -59,7 +59,7 @@ except ImportError:              # run as a script: bench/ is sys.path[0]
     from relay import Relay, known_hosts_for
 
 from hpcdo.remote import scripts, trace, transfer            # noqa: E402
-from hpcdo.remote.connection import SSHRemote                # noqa: E402
+from hpcdo.remote.ssh import SSHRemote                       # noqa: E402
 
 CLUSTER_DIR = os.environ.get("HPCDO_CLUSTER_DIR", "/var/lib/hpcdo-testcluster")
 TARGET = ("127.0.0.1", 2222)

@@ -19,7 +19,8 @@ from . import schedulers
 from .model import Job
 from .remote import scripts
 from .remote.agent import AgentRemote
-from .remote.connection import LocalRemote, SSHRemote
+from .remote.connection import LocalRemote
+from .remote.ssh import SSHRemote
 from .schedulers.base import JobState, combine
 
 

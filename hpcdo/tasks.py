@@ -113,7 +113,7 @@ def generate(project, words=()):
     are submitted together in one remote command.
     """
     steps = project.steps
-    targets, jobs = steps.targets, steps.jobs
+    targets, jobs, submit = steps.targets, steps.jobs, steps.jobs.submit
     many = len(targets) > 1
     machine = project.machine.name
     runs = steps.runs()
@@ -156,8 +156,8 @@ def generate(project, words=()):
         deps = sorted({_step("compile", t, many) for t, run in runs if run.name in batch} |
                       {"send_geometry:" + run.geometry for _t, run in runs if run.name in batch and run.geometry})
         yield {"basename": "_submit_batch", "doc": "submit the selected stale runs in one remote command",
-               "actions": [_action(jobs.submit_batch, keys)],
-               "uptodate": [_check(lambda: not jobs.stale_runs(keys))],
+               "actions": [_action(submit.submit_batch, keys)],
+               "uptodate": [_check(lambda: not submit.stale_runs(keys))],
                "task_dep": deps, "verbosity": 1}
     for target, run in runs:
         results = steps.results[target.recipe.name]
@@ -166,8 +166,8 @@ def generate(project, words=()):
         if run.name in batch:
             deps.append("_submit_batch")
         yield _task("submit:" + run.name, "submit run %s on %s (once per inputs)" % (run.name, machine),
-                    _action(jobs.do_submit, target, run),
-                    _check(jobs.submit_current_here, target, run, why=jobs.why_submit), deps)
+                    _action(submit.do_submit, target, run),
+                    _check(submit.submit_current_here, target, run, why=submit.why_submit), deps)
         yield _task("wait:" + run.name, "wait for run %s's job to end" % run.name,
                     _action(jobs.do_wait, target, run), _check(jobs.wait_current, target, run, why=jobs.why_wait),
                     ["submit:" + run.name])

@@ -40,7 +40,8 @@ import threading
 import time
 
 from .. import RemoteError, __version__
-from .connection import CHUNK, Remote, Result, SSHRemote
+from .connection import CHUNK, Remote, Result
+from .ssh import SSHRemote
 
 #: the directory holding the hpcdo package this process runs
 PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -124,7 +124,7 @@ def test_persistent_connection_agent(slurm_project, tmp_path):
 
 def test_a_dead_kept_connection_is_opened_again(cluster):
     """A connection that died between commands (sleep, restart) is reopened before the next one runs."""
-    from hpcdo.remote.connection import SSHRemote
+    from hpcdo.remote.ssh import SSHRemote
     remote = SSHRemote(cluster.host, user=cluster.user, port=cluster.port, identity_file=cluster.key,
                        known_hosts=cluster.known_hosts, name="testslurm")
     try:
