@@ -14,14 +14,14 @@ misspelt key gets the nearest known one as a suggestion.
 Here: the layering (:class:`Catalogue`) and its result (:class:`Machine`).
 A file's blocks are read by :mod:`hpcdo.layer`, keys are checked by
 :mod:`hpcdo.schema`, and a ``fabsim3:`` entry is read by :mod:`hpcdo.fabsim`;
-their names other modules use are importable from here too.
+the names other modules use are importable from here too.
 """
 
 import os
 
 import yaml
 
-from . import ConfigError, fabsim
+from . import ConfigError
 from .layer import MACHINE_NAME, Layer, load_yaml, text_line, yaml_files
 from .schema import CHOICES, ENV_NAME, MEMORY_RE, NEEDED, ROOT_REFUSED, SCHEMA, check_layer, nearest
 
@@ -125,6 +125,10 @@ class Catalogue:
 
     def _add_fabsim(self, layer):
         """``fabsim3: {machines: PATH, user: PATH}``: take a FabSim3 project's machines as they are."""
+        # imported here, not at the top, so only a project that names FabSim3 files loads the
+        # importer (1,100 lines, compiled on every call where bytecode is not cached).  fabsim
+        # imports nothing of config: tests/unit/test_layout_rules.py checks imports like this one too
+        from . import fabsim
         values = layer.values
         unknown = sorted(set(values) - {"machines", "user"})
         if unknown or not isinstance(values.get("machines"), str) or \
