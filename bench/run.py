@@ -38,8 +38,8 @@ import sys
 sys.path.insert(0, %r)
 import baselines
 baselines.install(os.environ["HPCDO_BENCH_BASELINE"])
-from hpcdo.project import dodo
-globals().update(dodo(__file__))
+from hpcdo.cli import needs_loader
+needs_loader(__file__)
 '''
 
 
@@ -65,7 +65,7 @@ class BenchProject:
     def __init__(self, workdir, runs, name, steps=20):
         self.path = os.path.join(workdir, name)
         os.makedirs(self.path)
-        for item in ("dodo.py", "machines", "demo", "jobscripts"):
+        for item in ("dodo.py", "pyproject.toml", "machines", "demo", "jobscripts"):
             src = os.path.join(ROOT, item)
             if os.path.isdir(src):
                 shutil.copytree(src, os.path.join(self.path, item),

@@ -84,7 +84,7 @@ RUN_STEPS = ("submit", "wait", "fetch_results")
 
 
 def batch_scope(words, run_names):
-    """The runs this invocation will submit, from the doit command line's words.
+    """The runs this invocation will submit, from the task names (and their arguments) doit was given.
 
     A group (``fetch_results``, ``wait``, ``submit``, or no task at all,
     which means the default ``fetch_results``) selects every run; ``step:run``

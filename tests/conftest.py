@@ -22,7 +22,7 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLUSTER_DIR = os.environ.get("HPCDO_CLUSTER_DIR", "/var/lib/hpcdo-testcluster")
-COPIED = ("dodo.py", "recipes", "machines", "demo", "jobscripts")
+COPIED = ("dodo.py", "pyproject.toml", "recipes", "machines", "demo", "jobscripts")
 
 
 @contextlib.contextmanager

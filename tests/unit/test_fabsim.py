@@ -485,6 +485,7 @@ def project(tmp_path):
     (top / "src").mkdir()
     (top / "src" / "CMakeLists.txt").write_text("project(fabsimapp C)\n")
     shutil.copy(os.path.join(ROOT, "dodo.py"), str(top))
+    shutil.copy(os.path.join(ROOT, "pyproject.toml"), str(top))      # names hpcdo's task loader
     return top
 
 

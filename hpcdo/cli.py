@@ -1,0 +1,203 @@
+"""hpcdo's doit task loader: doit hands it the command, its arguments and its options.
+
+A project's ``pyproject.toml`` names the loader::
+
+    [tool.doit]
+    loader = "hpcdo"
+
+    [tool.doit.plugins.loader]
+    hpcdo = "hpcdo.cli:Loader"
+
+doit then asks :class:`Loader` for its configuration and tasks instead of
+reading ``dodo.py`` alone.  The loader reads ``machine=NAME`` (default
+``localhost``) and any ``key=value`` overrides from doit's own record of
+them, builds the :class:`hpcdo.project.Project`, and learns from doit which
+command runs (``run``, ``list``, ``info`` ...) and with which task names,
+so no part of hpcdo reads ``sys.argv``.  ``dodo.py`` is still loaded: tasks
+of the project's own written there stand beside hpcdo's.  Any problem with
+the machine or the recipes ends the call with one ``hpcdo: error: ...`` line
+and exit status 2.
+"""
+
+import fcntl
+import json
+import os
+import sys
+
+from doit import doit_cmd
+from doit.cmd_base import DodoTaskLoader
+
+from . import HpcdoError
+from . import report, tasks
+from .project import DEFAULT_MACHINE, Project
+from .remote import trace
+
+#: tasks that only look at the machine or stop jobs on it: they never wait
+#: behind another doit working on the same machine (that is when users want them)
+NEVER_WAIT = {"status", "cancel"}
+
+#: tasks that need nothing from the machine: no connection is opened for them
+OFFLINE = {"jobscript"}
+
+_active = []
+
+
+class Loader(DodoTaskLoader):
+    """The task loader ``pyproject.toml`` names: dodo.py's own tasks, and hpcdo's."""
+
+    def setup(self, opt_values):
+        _active.append(self)
+        super().setup(opt_values)
+        explicit = getattr(opt_values, "_non_default_keys", ())
+        if "par_type" in explicit and opt_values.get("par_type") == "process":
+            # each step would run in a copy of this process, blind to what the
+            # others submitted and fetched: tasks run in threads (-n N alone)
+            _fail("-P process is not supported: hpcdo's steps share one connection and one view of "
+                  "the machine; use -n N, which runs them in threads")
+        bad_trace = trace.check()
+        if bad_trace:
+            _fail(bad_trace)
+        values = dict(getattr(doit_cmd, "_CMDLINE_VARS", None) or {})
+        machine = values.pop("machine", None) or DEFAULT_MACHINE
+        project_dir = os.path.dirname(os.path.abspath(self.namespace.get("__file__") or "dodo.py"))
+        try:
+            self.project = Project(project_dir, machine, values)
+        except HpcdoError as exc:
+            _fail(str(exc))
+        self.state_dir = os.path.join(project_dir, ".hpcdo")
+        os.makedirs(self.state_dir, exist_ok=True)
+        self.dep_file = os.path.join(self.state_dir, "doit-%s.json" % self.project.machine.name)
+        _drop_if_unreadable(self.dep_file)
+
+    def load_doit_config(self):
+        own = dict(self.namespace.get("DOIT_CONFIG") or {})
+        config = {
+            "default_tasks": ["fetch_results"],
+            # doit's own record is a cache only: the machine holds the truth.
+            # JSON is read once; sqlite3 cost a query per task (25 ms of a
+            # 300-run no-op).
+            "dep_file": self.dep_file,
+            "backend": "json",
+            "verbosity": 1,
+            # one run's failure never stops the others being waited for and
+            # fetched; the call still ends non-zero and names each failure
+            "continue": True,
+            # ``-n N`` runs steps in threads of this process, which share the
+            # connection and the probe's answer; doit's default, processes,
+            # would each see the machine as it was before the others ran
+            "par_type": "thread",
+            "reporter": report.Reporter,
+        }
+        config.update({k: v for k, v in own.items() if k not in config})
+        return config
+
+    def load_tasks(self, cmd, pos_args):
+        project = self.project
+        first = pos_args[0] if pos_args else ""
+        if cmd.execute_tasks and first not in OFFLINE:
+            if first not in NEVER_WAIT:
+                _one_at_a_time(self.state_dir, project.machine.name)
+            # the connection's handshake and the probe overlap with doit
+            # ordering its tasks; the first check waits for the answer
+            project.session.start_probe()
+            _interrupt_in_one_line(project)
+
+        def task_hpcdo():
+            try:
+                yield from tasks.generate(project, pos_args)
+            except HpcdoError as exc:
+                _fail(str(exc))
+
+        task_hpcdo.__doc__ = "hpcdo tasks"
+        own = self.namespace
+        self.namespace = dict(own, task_hpcdo=task_hpcdo)
+        try:
+            return super().load_tasks(cmd, pos_args)
+        finally:
+            self.namespace = own
+
+
+def needs_loader(dodo_file):
+    """Called by ``dodo.py``: one clear line when doit reads it without hpcdo's loader."""
+    if not _active:
+        _fail("doit read %s without hpcdo's task loader: run doit in the project's directory, whose "
+              "pyproject.toml names it ([tool.doit] loader = \"hpcdo\"; see README.md)" % dodo_file)
+
+
+def _fail(message):
+    sys.stderr.write("hpcdo: error: %s\n" % message)
+    sys.exit(2)
+
+
+_held_locks = []
+
+
+def _one_at_a_time(state_dir, machine):
+    """Let one doit of this checkout work on ``machine`` at a time; a second one waits.
+
+    Two at once would configure and build in the same directories side by
+    side.  The lock is the kernel's (flock), so a killed doit never leaves
+    it behind; it is held until this process exits.
+    """
+    path = os.path.join(state_dir, "lock-%s" % machine)
+    fh = open(path, "a+")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fh.seek(0)
+        holder = fh.read().strip() or "?"
+        sys.stderr.write("hpcdo: another doit (pid %s) is working on machine %s in this project; "
+                         "waiting for it to finish\n" % (holder, machine))
+        sys.stderr.flush()
+        fcntl.flock(fh, fcntl.LOCK_EX)
+    fh.seek(0)
+    fh.truncate()
+    fh.write("%d\n" % os.getpid())
+    fh.flush()
+    _held_locks.append(fh)
+
+
+def _interrupt_in_one_line(project):
+    """Make Ctrl-C end the call with one line, not doit's traceback.
+
+    The line says which jobs keep running on the machine: nothing hpcdo
+    submitted is lost, and the next call picks them up.
+    """
+    previous = sys.excepthook
+
+    def hook(kind, value, tb):
+        if not issubclass(kind, KeyboardInterrupt):
+            return previous(kind, value, tb)
+        try:
+            running = project.steps.jobs.active_jobs()
+        except Exception:
+            running = []
+        if running:
+            sys.stderr.write("\nhpcdo: interrupted; %s keep%s running on %s, and the next call picks "
+                             "%s up\n" % (", ".join("run %s (job %s)" % r for r in running),
+                                         "s" if len(running) == 1 else "", project.machine.name,
+                                         "it" if len(running) == 1 else "them"))
+        else:
+            sys.stderr.write("\nhpcdo: interrupted; the next call goes on from where this one "
+                             "stopped\n")
+        sys.stderr.flush()
+
+    sys.excepthook = hook
+
+
+def _drop_if_unreadable(dep_file):
+    """Remove doit's record if it does not parse (a call killed while doit wrote it).
+
+    doit would stop on it; it is only a cache (every check asks the machine
+    and results/), so it can go.
+    """
+    try:
+        with open(dep_file) as fh:
+            json.load(fh)
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError):
+        try:
+            os.remove(dep_file)
+        except OSError:
+            pass
