@@ -1,11 +1,13 @@
-"""Typed records shared by the layers: what the machine holds for one run.
+"""Typed records shared by the layers: what the machine holds for a step and for a run.
 
-The probe (see :mod:`hpcdo.remote.scripts`) reads a run's markers and the
-scheduler's answer; :class:`Job` is that reading, with the state the two
-combine into (:func:`hpcdo.schedulers.base.combine`).
+The probe (see :mod:`hpcdo.remote.scripts`) reads every step's stamp file
+(:class:`Stamp`), and a run's markers and the scheduler's answer
+(:class:`Job`, with the state the two combine into:
+:func:`hpcdo.schedulers.base.combine`).
 """
 
-from dataclasses import dataclass, field, replace
+import json
+from dataclasses import asdict, dataclass, field, replace
 
 from .schedulers.base import JobState
 
@@ -44,3 +46,45 @@ class Job:
 
     def with_state(self, state, code=None):
         return replace(self, state=state, code=code)
+
+
+@dataclass(frozen=True)
+class Stamp:
+    """A step's stamp, the JSON object its stamp file on the machine holds.
+
+    ``sig``: the signature the step was done for; ``commit``: the commit a
+    clone checked out; ``binary``: the executable a compile made (sha256);
+    ``options``: the CMake options (configure, and what a cache was made
+    from); ``tools``: what decides the compilers of a cache; ``refs``: what
+    a Git source's branches and tags name (the probe's ``ls-remote``).  A
+    field a stamp does not have is empty.
+    """
+
+    sig: str = ""
+    commit: str = ""
+    binary: str = ""
+    options: dict = None
+    tools: str = ""
+    refs: dict = None
+
+    @classmethod
+    def parse(cls, text):
+        """The Stamp in ``text``, or None when there is none or it is no JSON object (a damaged file)."""
+        if not text:
+            return None
+        try:
+            value = json.loads(text)
+        except ValueError:
+            return None
+        if not isinstance(value, dict):
+            return None
+        fields = {}
+        for name, kind in (("sig", str), ("commit", str), ("binary", str), ("tools", str),
+                           ("options", dict), ("refs", dict)):
+            if isinstance(value.get(name), kind):
+                fields[name] = value[name]
+        return cls(**fields)
+
+    def to_json(self):
+        """The stamp file's text: only the fields it has, keys sorted."""
+        return json.dumps({k: v for k, v in asdict(self).items() if v not in ("", None)}, sort_keys=True)

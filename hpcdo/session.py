@@ -11,12 +11,11 @@ That is all it does: the steps that act on the machine are in
 :mod:`hpcdo.steps`.
 """
 
-import json
 import threading
 
 from . import HpcdoError
 from . import schedulers
-from .model import Job
+from .model import Job, Stamp
 from .remote import scripts
 from .remote.agent import AgentRemote
 from .remote.connection import LocalRemote
@@ -132,21 +131,17 @@ class Session:
         return max(1, min(QUERY_TIMEOUT, int(float(self.machine.scheduler_timeout))))
 
     def stamp(self, key):
-        """The stamp ``key`` as a dict, or None when the machine has none (or its product is gone)."""
+        """The stamp ``key`` (a :class:`hpcdo.model.Stamp`), or None when the machine has none
+        (or its product is gone)."""
         self.probe()
         with self._lock:
             text = self._stamps.get(key)
-        if not text:
-            return None
-        try:
-            value = json.loads(text)
-        except ValueError:
-            return None
-        return value if isinstance(value, dict) else None
+        return Stamp.parse(text)
 
-    def set_stamp(self, key, value):
+    def set_stamp(self, key, stamp):
+        """Record the stamp a step wrote (a Stamp), or that it has none (None)."""
         with self._lock:
-            self._stamps[key] = json.dumps(value) if value is not None else None
+            self._stamps[key] = stamp.to_json() if stamp is not None else None
 
     def job(self, key):
         """What is known of the run ``key``: a :class:`hpcdo.model.Job` with its state."""

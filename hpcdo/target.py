@@ -111,7 +111,7 @@ class Target:
 
     def remote_head(self):
         """The commit the git source's ref names now, as the machine sees it; "" when unknown."""
-        refs = (self.session.stamp(self.keys["head"]) or {}).get("refs") or {}
+        refs = getattr(self.session.stamp(self.keys["head"]), "refs", None) or {}
         ref = self.recipe.source.ref
         for name in ("refs/heads/" + ref, "refs/tags/%s^{}" % ref, "refs/tags/" + ref, ref):
             if name in refs:
@@ -142,8 +142,8 @@ class Target:
     def source_version(self):
         """What identifies the source's content: the tree hash or the cloned commit."""
         if isinstance(self.recipe.source, Git):
-            stamp = self.session.stamp(self.keys["clone"]) or {}
-            return stamp.get("commit", "")
+            stamp = self.session.stamp(self.keys["clone"])
+            return stamp.commit if stamp else ""
         return self.clone_sig()
 
     def cmake_options(self):
@@ -246,8 +246,8 @@ class Target:
         }
 
     def submit_sig(self, run):
-        stamp = self.session.stamp(self.keys["compile"]) or {}
-        binary = stamp.get("binary")
+        stamp = self.session.stamp(self.keys["compile"])
+        binary = stamp.binary if stamp else None
         if not binary:
             return None
         geometry = self.geometry_sig(run.geometry) if run.geometry else None

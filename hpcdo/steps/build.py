@@ -6,13 +6,13 @@ signature with the stamp the probe found), a reason when it is stale
 one script on the machine and records the stamp the script wrote.
 """
 
-import json
 import os
 import re
 import sys
 
 from .. import RemoteError
 from .. import signature
+from ..model import Stamp
 from ..recipe import Git
 from ..remote import scripts, transfer
 
@@ -42,30 +42,30 @@ class Build:
         if isinstance(self.recipe.source, Git):
             # a branch is followed: when it names another commit now, clone again
             head = self.target.remote_head() if self.target.probe_heads() else ""
-            return bool(stamp) and stamp.get("sig") == self.target.clone_sig() and (
-                not head or head == stamp.get("commit"))
+            return bool(stamp) and stamp.sig == self.target.clone_sig() and (
+                not head or head == stamp.commit)
         return bool(stamp)
 
     def source_synced(self):
         stamp = self.session.stamp(self.keys["clone"])
-        return bool(stamp) and stamp.get("sig") == self.target.clone_sig()
+        return bool(stamp) and stamp.sig == self.target.clone_sig()
 
     def configure_current(self):
         stamp = self.session.stamp(self.keys["configure"])
-        return bool(stamp) and stamp.get("sig") == self.target.configure_sig()
+        return bool(stamp) and stamp.sig == self.target.configure_sig()
 
     def compile_current(self):
         stamp = self.session.stamp(self.keys["compile"])
-        return bool(stamp) and stamp.get("sig") == self.target.compile_sig()
+        return bool(stamp) and stamp.sig == self.target.compile_sig()
 
     def geometry_current(self, gname):
         stamp = self.session.stamp(self.target.geometry_key(gname))
-        return bool(stamp) and stamp.get("sig") == self.target.geometry_sig(gname)
+        return bool(stamp) and stamp.sig == self.target.geometry_sig(gname)
 
     def commit_note(self):
         """`` (commit X)``, or what the branch names now when the machine is behind it."""
         source = self.recipe.source
-        have = ((self.session.stamp(self.keys["clone"]) or {}).get("commit") or "")[:12]
+        have = getattr(self.session.stamp(self.keys["clone"]), "commit", "")[:12]
         head = (self.target.remote_head() if self.target.probe_heads() else "")[:12]
         if head and have and head != have:
             return " (commit %s; %s is now at %s)" % (have, source.ref, head)
@@ -79,10 +79,10 @@ class Build:
         if not stamp:
             return "the machine has no source of %s (or an upload was cut short)" % self.recipe.name
         if isinstance(self.recipe.source, Git):
-            if stamp.get("sig") != self.target.clone_sig():
+            if stamp.sig != self.target.clone_sig():
                 return "the recipe names another git URL or ref than the machine cloned"
             return "%s now names commit %s; the machine has %s" % (
-                self.recipe.source.ref, self.target.remote_head()[:12], (stamp.get("commit") or "?")[:12])
+                self.recipe.source.ref, self.target.remote_head()[:12], (stamp.commit or "?")[:12])
         return "the local tree changed since it was last sent"
 
     def why_configure(self):
@@ -118,7 +118,7 @@ class Build:
             result = remote.run(scripts.git_clone_script(root, self.target.src, url, source.ref, sig, user, password),
                                 what="clone " + self.recipe.name, private=True)
             commit = tagged(result.text, "@commit")
-            self.session.set_stamp(self.keys["clone"], {"sig": sig, "commit": commit})
+            self.session.set_stamp(self.keys["clone"], Stamp(sig=sig, commit=commit))
             return "cloned %s at %s" % (source.public_url, commit)
         manifest = self.target.manifest()
         # What the machine really holds decides what to send, not the stamp:
@@ -127,18 +127,18 @@ class Build:
         remote_manifest = scripts.parse_manifest(result.text)
         changed = sorted(p for p, h in manifest.items() if remote_manifest.get(p) != h)
         deleted = sorted(p for p in remote_manifest if p not in manifest)
-        stamp = json.dumps({"sig": sig})
+        stamp = Stamp(sig=sig)
         seal = transfer.new_seal()
-        sent = transfer.send_files(remote, scripts.sync_script(root, self.target.src, stamp, seal, lock_dir=self.target.dir),
+        sent = transfer.send_files(remote, scripts.sync_script(root, self.target.src, stamp.to_json(), seal, lock_dir=self.target.dir),
                                    self.target._local(source.path), changed, deleted,
                                    what="sync %d files" % len(changed), seal=seal)
-        self.session.set_stamp(self.keys["clone"], {"sig": sig})
+        self.session.set_stamp(self.keys["clone"], stamp)
         return "synced %d changed and %d deleted files (%d bytes)" % (len(changed), len(deleted), sent)
 
     def cache_record(self):
         """What a CMake cache is made from: the options, and what decides the compilers."""
-        return {"options": self.target.cmake_options(),
-                "tools": signature.digest("tools", self.machine.cmake, self.target.setup())}
+        return Stamp(options=self.target.cmake_options(),
+                     tools=signature.digest("tools", self.machine.cmake, self.target.setup()))
 
     def needs_fresh_cache(self):
         """True when ``-D`` cannot bring the cache to the recipe's options.
@@ -150,9 +150,9 @@ class Build:
         environment or cmake command each start a new cache.
         """
         old, new = self.session.stamp(self.keys["cache"]), self.cache_record()
-        if not old or not isinstance(old.get("options"), dict) or old.get("tools") != new["tools"]:
+        if not old or old.options is None or old.tools != new.tools:
             return True
-        before, now = old["options"], new["options"]
+        before, now = old.options, new.options
         return bool(set(before) - set(now)) or any(
             TOOLCHAIN_RE.match(name) and before.get(name) != now.get(name) for name in set(before) | set(now))
 
@@ -160,12 +160,12 @@ class Build:
         synced = self.sync()
         options = self.target.cmake_options()
         sig = self.target.configure_sig()
-        stamp = {"sig": sig, "options": options}
+        stamp = Stamp(sig=sig, options=options)
         fresh = self.needs_fresh_cache()
         had_cache = self.session.stamp(self.keys["cache"]) is not None
         record = self.cache_record()
         script = scripts.configure_script(self.machine.remote_root, self.target.dir, self.target.setup(), self.machine.cmake,
-                                          options, fresh, json.dumps(record, sort_keys=True), json.dumps(stamp),
+                                          options, fresh, record.to_json(), stamp.to_json(),
                                           source_sig=self.target.local_source_sig())
         self.session.set_stamp(self.keys["compile"], None)      # the script removed it
         self.session.set_stamp(self.keys["cache"], record)
@@ -185,7 +185,7 @@ class Build:
                                         source_sig=self.target.local_source_sig())
         result = self._build_step("compile", script)
         binary = tagged(result.text, "@binary")
-        self.session.set_stamp(self.keys["compile"], {"sig": sig, "binary": binary})
+        self.session.set_stamp(self.keys["compile"], Stamp(sig=sig, binary=binary))
         return synced + result.text
 
     def _build_step(self, step, script):
@@ -202,9 +202,9 @@ class Build:
         path = self.target._local(self.recipe.geometries[gname])
         sig = self.target.geometry_sig(gname)
         size = os.path.getsize(path)
-        stamp = {"sig": sig}
+        stamp = Stamp(sig=sig)
         script = scripts.upload_script(self.machine.remote_root, self.target.geometry_dir(gname),
-                                       self.target.geometry_file(gname), size, json.dumps(stamp))
+                                       self.target.geometry_file(gname), size, stamp.to_json())
         with open(path, "rb") as fh:
             self.session.remote.run(script, stdin=fh, what="send geometry %s (%d bytes)" % (gname, size))
         self.session.set_stamp(self.target.geometry_key(gname), stamp)

@@ -105,7 +105,7 @@ class Submit:
         if run.geometry:
             links.append(("../../geometry/%s/%s" % (run.geometry, target.geometry_file(run.geometry)),
                           target.geometry_file(run.geometry)))
-        binary = (self.session.stamp(target.keys["compile"]) or {}).get("binary")
+        binary = getattr(self.session.stamp(target.keys["compile"]), "binary", None)
         request = scripts.SubmitRequest(target.run_key(run), target.run_dir(run), info.id, sig, links,
                                         run.outputs, target.jobscript(run), fresh=fresh, binary=binary,
                                         build_stamp="../../build/.hpcdo-compile")

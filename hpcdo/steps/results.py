@@ -105,7 +105,7 @@ class Results:
             "source": source.describe(), "source_version": self.target.source_version(),
             "cmake_options": self.target.cmake_options(), "modules": list(m.modules or []) + self.recipe.modules,
             "run_settings": run.spec(), "jobscript": self.target.jobscript(run),
-            "binary_sha256": (self.session.stamp(self.target.keys["compile"]) or {}).get("binary"),
+            "binary_sha256": getattr(self.session.stamp(self.target.keys["compile"]), "binary", None),
             "started_at": _marker_time(os.path.join(results, "job.started")),
             "finished_at": _marker_time(os.path.join(results, "job.exit")),
             "fetched_at": _now(),
