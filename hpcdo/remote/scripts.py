@@ -299,13 +299,15 @@ class SubmitRequest:
     """
 
     def __init__(self, key, rundir, expected_id, sig, links, patterns, jobscript, fresh=False,
-                 binary=None, build_stamp=None):
+                 binary=None, build_stamp=None, recipe_dir=None):
         self.key = key
         self.fresh = fresh
-        #: the executable's hash the signature was made with, and the compile
-        #: stamp (relative to the run directory) that must still name it
+        #: the executable's hash the signature was made with, the compile
+        #: stamp (relative to the run directory) that must still name it, and
+        #: the recipe directory whose build lock the check is made under
         self.binary = binary
         self.build_stamp = build_stamp
+        self.recipe_dir = recipe_dir or rundir.split("/", 1)[0]
         self.rundir = rundir
         self.expected_id = expected_id
         self.sig = sig
@@ -339,6 +341,7 @@ def _request_values(req):
         "sig": quoted(req.sig), "fresh": bool(req.fresh),
         "binary": quoted('"binary": "%s"' % req.binary) if req.binary and req.build_stamp else None,
         "build_stamp": quoted(req.build_stamp or ""), "names": words(names),
+        "build_lock": _lock_values(req.recipe_dir)["lock"],
         "links": [(quoted(source), quoted(name)) for source, name in req.links],
         "end": code(end), "jobscript": code(req.jobscript),
         # output patterns are plain glob characters (the recipe API checks

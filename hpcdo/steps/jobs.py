@@ -108,7 +108,7 @@ class Submit:
         binary = getattr(self.session.stamp(target.keys["compile"]), "binary", None)
         request = scripts.SubmitRequest(target.run_key(run), target.run_dir(run), info.id, sig, links,
                                         run.outputs, target.jobscript(run), fresh=fresh, binary=binary,
-                                        build_stamp="../../build/.hpcdo-compile")
+                                        build_stamp="../../build/.hpcdo-compile", recipe_dir=target.dir)
         same = not fresh and info.id and info.sig == sig
         request.tries = info.tries_count() + 1 if same else 1
         return request

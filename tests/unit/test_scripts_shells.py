@@ -298,3 +298,34 @@ def test_the_prelude_enters_a_work_root_with_any_name(machine):
     (machine.tmp / "file").write_text("")
     blocked = machine.run(scripts.prelude(str(machine.tmp / "file" / "sub")) + "echo unreachable\n")
     assert blocked.returncode == 97 and blocked.stdout == b""
+
+
+def test_a_build_going_on_is_waited_for_not_taken_for_another_executable(machine):
+    """Two checkouts on one work root: while the other one compiles (holding the build lock,
+    its compile stamp removed until it ends), a submission waits for the build, and goes on when
+    the build made the same executable.  It failed with "no longer the one this call built"."""
+    import socket
+    import threading
+    import time
+    machine.fake("sbatch", "echo 7")
+    build = machine.root / "lb" / "build"
+    build.mkdir(parents=True)
+    (build / "app").write_text("same")
+    lock = machine.root / "lb" / ".hpcdo-build.lock"
+    lock.mkdir()
+    builder = subprocess.Popen(["sleep", "30"])                  # the other checkout's build, alive
+    (lock / "t").write_text("%d %d %s\n" % (time.time(), builder.pid, socket.gethostname()))
+
+    def build_ends():
+        time.sleep(2)
+        (build / ".hpcdo-compile").write_text('{"sig": "s", "binary": "mine"}\n')
+        (lock / "t").unlink()
+        lock.rmdir()
+        builder.kill()
+    threading.Thread(target=build_ends).start()
+    req = request(links=[("../../build/app", "app")], binary="mine", build_stamp="../../build/.hpcdo-compile")
+    start = time.monotonic()
+    proc = machine.run(scripts.submit_script(str(machine.root), [req], get("slurm")))
+    assert proc.stdout == b"@submitted r 7\n", proc
+    assert time.monotonic() - start > 1.5
+    assert (machine.root / "lb" / "runs" / "r" / "app").read_text() == "same" and not lock.exists()

@@ -7,10 +7,22 @@ and interrupts from then on.  Its answer lines (@submitted, @busy,
 {% macro full(what) %}{ rm -f job.sh.tmp; printf "@error %s cannot {{ what }} in the run directory (disk full or over quota?)\n" "$k" >&3; exit 0; }{% endmacro %}
 {##
 another checkout sharing the work root may have rebuilt the executable
-since this call did: checked before the snapshot is linked and again after
+since this call did: checked before the snapshot is linked and again after,
+under the recipe's build lock, so a build going on (its stamp removed until
+it ends) is waited for rather than taken for another executable
 ##}
 {% macro same_binary(r) %}
 grep -q {{ r.binary }} {{ r.build_stamp }} 2>/dev/null || { rm -f {{ r.names }}; printf "@error %s the executable on the machine is no longer the one this call built (another checkout of the project shares this work root?); call again\n" "$k" >&3; exit 0; }
+{% endmacro %}
+{% macro take_build_lock(r) %}
+m=0; while ! mkdir {{ r.build_lock }} 2>/dev/null; do
+  t=0; p=; o=; read -r t p o < {{ r.build_lock }}/t 2>/dev/null; case $t in ''|*[!0-9]*) t=0;; esac
+  if [ $(( $(date +%s) - t )) -gt 7200 ] || { [ "$o" = "$h" ] && ! kill -0 "${p:-0}" 2>/dev/null; }; then rm -rf {{ r.build_lock }}; continue; fi
+  m=$((m + 1)); [ "$m" -gt 3600 ] && { printf "@error %s another hpcdo has been building this recipe for an hour; call again\n" "$k" >&3; exit 0; }
+  sleep 1
+done
+printf "%s %s %s\n" "$(date +%s)" "$$" "$h" > {{ r.build_lock }}/t
+trap 'rm -rf .submit.lock {{ r.build_lock }}' EXIT
 {% endmacro %}
 {% for r in requests %}
 (
@@ -36,7 +48,7 @@ printf "%s %s %s\n" "$now" "$$" "$h" > .submit.lock/t
 trap 'rm -rf .submit.lock' EXIT
 cur=$(cat job.id 2>/dev/null)
 if [ "$cur" != {{ r.expected_id }} ]; then printf "@changed %s %s\n" "$k" "$cur" >&3; exit 0; fi
-{% if r.binary %}{{ same_binary(r) }}{% endif %}
+{% if r.binary %}{{ take_build_lock(r) }}{{ same_binary(r) }}{% endif %}
 cat > job.sh.tmp <<'{{ r.end }}' || {{ full("write the jobscript") }}
 {{ r.jobscript }}{{ r.end }}
 {## keep the previous attempt's files rather than overwrite them ##}
@@ -45,7 +57,9 @@ rm -f job.exit job.started job.id job.cancelled
 {% for source, name in r.links %}
 ln -f {{ source }} {{ name }} 2>/dev/null || cp -f {{ source }} {{ name }} || { printf "@error %s cannot copy %s into the run directory\n" "$k" {{ name }} >&3; exit 0; }
 {% endfor %}
-{% if r.binary %}{{ same_binary(r) }}{% endif %}
+{% if r.binary %}{{ same_binary(r) }}
+rm -rf {{ r.build_lock }}; trap 'rm -rf .submit.lock' EXIT
+{% endif %}
 mv -f job.sh.tmp job.sh || {{ full("write the jobscript") }}
 {## the jobs in a row for these inputs: automatic resubmissions are counted against retries ##}
 {% if r.fresh %}
