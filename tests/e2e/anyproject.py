@@ -26,27 +26,26 @@ static void make_parents(char *path) {
     }
 }
 
+static int write_file(char *name, long n) {
+    make_parents(name);
+    FILE *f = fopen(name, "w");
+    if (!f) { fprintf(stderr, "tool: cannot write %s: %s\n", name, strerror(errno)); return 4; }
+    for (long k = 0; k < n; k++) fputc('a' + (int)(k % 26), f);
+    fclose(f);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--bytes") && i + 2 < argc) {
-            long n = atol(argv[i + 1]);
-            char *name = argv[i + 2];
-            make_parents(name);
-            FILE *f = fopen(name, "w");
-            if (!f) { fprintf(stderr, "tool: cannot write %s: %s\n", name, strerror(errno)); return 4; }
-            for (long k = 0; k < n; k++) fputc('a' + (int)(k % 26), f);
-            fclose(f);
+            if (write_file(argv[i + 2], atol(argv[i + 1]))) return 4;
             i += 2;
         } else if (!strcmp(argv[i], "--files") && i + 3 < argc) {
             long count = atol(argv[i + 1]), size = atol(argv[i + 2]);
             char name[4096];
             for (long j = 0; j < count; j++) {
                 snprintf(name, sizeof name, "%s%ld", argv[i + 3], j);
-                make_parents(name);
-                FILE *f = fopen(name, "w");
-                if (!f) { fprintf(stderr, "tool: cannot write %s: %s\n", name, strerror(errno)); return 4; }
-                for (long k = 0; k < size; k++) fputc('a' + (int)(k % 26), f);
-                fclose(f);
+                if (write_file(name, size)) return 4;
             }
             i += 3;
         } else if (!strcmp(argv[i], "--tag") && i + 1 < argc) {
