@@ -19,7 +19,7 @@ from .session import Session
 from .steps import Steps
 from .target import Target
 
-DEFAULT_MACHINE = "localhost"
+DEFAULT_MACHINE = config.LOCAL_MACHINE
 
 def load_recipes(project_dir):
     """Run every ``recipes/*.py`` and collect the Recipe objects they create."""

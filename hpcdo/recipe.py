@@ -61,11 +61,12 @@ import string
 import urllib.parse
 
 from . import ConfigError
+from .schema import ENV_NAME
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 WALLTIME_RE = re.compile(r"^(\d+-)?\d{1,3}:\d{2}:\d{2}\Z")
 OPTION_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(:[A-Z]+)?\Z")
-ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
+ENV_RE = ENV_NAME            # the same rule as a machine file's env names
 # output patterns are expanded by the remote shell, so only safe glob text
 OUTPUT_RE = re.compile(r"^[A-Za-z0-9_.*?\[\]-]+(/[A-Za-z0-9_.*?\[\]-]+)*\Z")
 #: the {fields} of args and run env values
