@@ -13,6 +13,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -34,6 +35,10 @@ def reaped(proc):
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+
+
+def _interruptible():
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 class Outcome:
@@ -181,8 +186,11 @@ class Project:
     def popen(self, *args):
         argv = [sys.executable, "-m", "doit", "machine=" + self.machine,
                 "remote_root=" + self.remote_root] + list(args)
+        # SIGINT as a terminal sends it, whatever this run inherited: a suite
+        # started in the background (``cmd &``) has SIGINT ignored, and so
+        # would every doit it starts, which tests interrupt with SIGINT
         return subprocess.Popen(argv, cwd=self.path, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+                                stderr=subprocess.PIPE, text=True, preexec_fn=_interruptible)
 
     def file(self, rel):
         return os.path.join(self.path, rel)
