@@ -219,6 +219,24 @@ def test_sync_unpacks_deletes_and_stamps_only_a_sealed_stream(machine, lock_dir)
     assert scripts.parse_manifest(manifest.stdout.decode()) == {"main.c": hashlib.sha256(b"int main;").hexdigest()}
 
 
+@pytest.mark.parametrize("lock_dir", [None, "lb"])
+def test_a_cut_sync_touches_neither_the_source_nor_its_stamp(machine, lock_dir):
+    """A sync whose stream was cut (its connection died, its process perhaps still waiting for
+    the build lock) must not remove the stamp a later sync wrote, nor change the tree it names.
+    It removed the stamp first thing: test_source_sync_cut_midway_is_sent_again then saw a
+    whole sync followed by 'clone' being stale again, about one run in four."""
+    src = machine.root / "lb" / "src"
+    first = scripts.sync_script(str(machine.root), "lb/src", '{"sig": "one"}', "seal-1", lock_dir=lock_dir)
+    proc = machine.run(first, _tar({"main.c": b"one", ".hpcdo-end": b"seal-1\n"}))
+    assert proc.returncode == 0, proc.stderr
+    late = scripts.sync_script(str(machine.root), "lb/src", '{"sig": "two"}', "seal-2", lock_dir=lock_dir)
+    cut = machine.run(late, _tar({"main.c": b"two", "new.c": b"new"}))
+    assert cut.returncode == 1 and b"cut short" in cut.stderr
+    assert (src / ".hpcdo-stamp").read_text() == '{"sig": "one"}\n'
+    assert sorted(os.listdir(src)) == [".hpcdo-stamp", "main.c"] and (src / "main.c").read_text() == "one"
+    assert sorted(os.listdir(machine.root / "lb")) == ["src"]          # no staging directory left
+
+
 def _fake_cmake(machine):
     # configure: record the arguments; build: make the executable named by the target
     machine.fake("cmake", 'if [ "$1" = --build ]; then [ -f fail ] && { echo "error: it broke"; exit 2; }\n'

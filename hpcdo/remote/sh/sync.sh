@@ -1,17 +1,26 @@
 {##
-Unpack a tar of changed files from stdin into the source, apply deletions,
-stamp.  The stream ends with a member .hpcdo-end holding the seal: tar
-cannot tell a stream cut between two members from a whole one.
+Receive a tar of changed files from stdin, apply it and the deletions to the
+source, stamp.  The stream ends with a member .hpcdo-end holding the seal:
+tar cannot tell a stream cut between two members from a whole one.
+
+The stream is unpacked beside the source first, and only a sealed one is
+applied, under the build lock: a sync whose connection died (its stdin cut,
+its process left waiting for the lock by a dropped session) never touches
+the source or its stamp, so it cannot remove the stamp a later sync wrote.
 ##}
+s={{ src }}
+t="$s.hpcdo-incoming.$$"
+rm -rf "$t" && mkdir -p "$t" || exit 1
+tar -xmf - -C "$t" || { rm -rf "$t"; echo "hpcdo: the source upload was cut short" >&2; exit 1; }
+read -r e < "$t/.hpcdo-end" 2>/dev/null || e=
+[ "$e" = {{ seal }} ] || { rm -rf "$t"; echo "hpcdo: the source upload was cut short (between two files)" >&2; exit 1; }
+rm -f "$t/.hpcdo-end"
 {% if recipe_dir %}
 {% include "build_lock.sh" %}
 {% endif %}
-s={{ src }}
-mkdir -p "$s" && rm -f "$s/.hpcdo-stamp" "$s/.hpcdo-end" || exit 1
-tar -xmf - -C "$s" || { echo "hpcdo: the source upload was cut short" >&2; exit 1; }
-read -r e < "$s/.hpcdo-end" 2>/dev/null || e=
-rm -f "$s/.hpcdo-end"
-[ "$e" = {{ seal }} ] || { echo "hpcdo: the source upload was cut short (between two files)" >&2; exit 1; }
+mkdir -p "$s" && rm -f "$s/.hpcdo-stamp" || { rm -rf "$t"; exit 1; }
+(cd "$t" && tar -cf - .) | tar -xmf - -C "$s" || { rm -rf "$t"; echo "hpcdo: cannot write the source on the machine" >&2; exit 1; }
+rm -rf "$t"
 if [ -f "$s/.hpcdo-delete" ]; then
   while IFS= read -r f; do rm -f "$s/$f"; done < "$s/.hpcdo-delete"; rm -f "$s/.hpcdo-delete"
 fi
