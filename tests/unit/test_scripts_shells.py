@@ -237,6 +237,31 @@ def test_a_cut_sync_touches_neither_the_source_nor_its_stamp(machine, lock_dir):
     assert sorted(os.listdir(machine.root / "lb")) == ["src"]          # no staging directory left
 
 
+def test_a_sync_that_waits_for_the_build_lock_applies_its_stream(machine):
+    """The build lock's holder check reads the holder's time into ``t``; the sync kept its
+    staging directory in ``$t`` too, and after a wait tried to cd into a time.  Two checkouts
+    syncing at once failed with "can't cd to 1796094662"."""
+    import socket
+    import threading
+    import time
+    lock = machine.root / "lb" / ".hpcdo-build.lock"
+    lock.mkdir(parents=True)
+    holder = subprocess.Popen(["sleep", "30"])
+    (lock / "t").write_text("%d %d %s\n" % (time.time(), holder.pid, socket.gethostname()))
+
+    def build_ends():
+        time.sleep(1.5)
+        (lock / "t").unlink()
+        lock.rmdir()
+        holder.kill()
+    threading.Thread(target=build_ends).start()
+    script = scripts.sync_script(str(machine.root), "lb/src", '{"sig": "s"}', "seal-1", lock_dir="lb")
+    proc = machine.run(script, _tar({"main.c": b"int main;", ".hpcdo-end": b"seal-1\n"}))
+    assert proc.returncode == 0, proc.stderr
+    src = machine.root / "lb" / "src"
+    assert (src / "main.c").read_text() == "int main;" and (src / ".hpcdo-stamp").exists()
+
+
 def _fake_cmake(machine):
     # configure: record the arguments; build: make the executable named by the target
     machine.fake("cmake", 'if [ "$1" = --build ]; then [ -f fail ] && { echo "error: it broke"; exit 2; }\n'

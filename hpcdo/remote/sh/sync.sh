@@ -9,18 +9,19 @@ its process left waiting for the lock by a dropped session) never touches
 the source or its stamp, so it cannot remove the stamp a later sync wrote.
 ##}
 s={{ src }}
-t="$s.hpcdo-incoming.$$"
-rm -rf "$t" && mkdir -p "$t" || exit 1
-tar -xmf - -C "$t" || { rm -rf "$t"; echo "hpcdo: the source upload was cut short" >&2; exit 1; }
-read -r e < "$t/.hpcdo-end" 2>/dev/null || e=
-[ "$e" = {{ seal }} ] || { rm -rf "$t"; echo "hpcdo: the source upload was cut short (between two files)" >&2; exit 1; }
-rm -f "$t/.hpcdo-end"
+{## "$inc", not "$t": build_lock.sh reads the lock holder's time into t ##}
+inc="$s.hpcdo-incoming.$$"
+rm -rf "$inc" && mkdir -p "$inc" || exit 1
+tar -xmf - -C "$inc" || { rm -rf "$inc"; echo "hpcdo: the source upload was cut short" >&2; exit 1; }
+read -r e < "$inc/.hpcdo-end" 2>/dev/null || e=
+[ "$e" = {{ seal }} ] || { rm -rf "$inc"; echo "hpcdo: the source upload was cut short (between two files)" >&2; exit 1; }
+rm -f "$inc/.hpcdo-end"
 {% if recipe_dir %}
 {% include "build_lock.sh" %}
 {% endif %}
-mkdir -p "$s" && rm -f "$s/.hpcdo-stamp" || { rm -rf "$t"; exit 1; }
-(cd "$t" && tar -cf - .) | tar -xmf - -C "$s" || { rm -rf "$t"; echo "hpcdo: cannot write the source on the machine" >&2; exit 1; }
-rm -rf "$t"
+mkdir -p "$s" && rm -f "$s/.hpcdo-stamp" || { rm -rf "$inc"; exit 1; }
+(cd "$inc" && tar -cf - .) | tar -xmf - -C "$s" || { rm -rf "$inc"; echo "hpcdo: cannot write the source on the machine" >&2; exit 1; }
+rm -rf "$inc"
 if [ -f "$s/.hpcdo-delete" ]; then
   while IFS= read -r f; do rm -f "$s/$f"; done < "$s/.hpcdo-delete"; rm -f "$s/.hpcdo-delete"
 fi
