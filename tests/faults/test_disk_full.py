@@ -55,7 +55,9 @@ def test_compile_on_a_full_disk(disk_project):
     # an edit that makes the object file and the executable 400 KB bigger
     with open(project.file("demo/lbflow/src/output.c"), "a") as fh:
         fh.write("\nconst char hpcdo_padding[400000] = {1};\n")
-    project.disk.fill()
+    # room for the edited file to be synced (it is staged beside the source
+    # first), none for the 400 KB bigger object file and executable
+    project.disk.fill(spare_pages=16)
     out = project.doit("compile", ok=False)
     disk_full_error(out)
     assert project.remote("cat lbflow/build/.hpcdo-compile 2>/dev/null").strip() == ""
