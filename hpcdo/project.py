@@ -81,7 +81,7 @@ def _check_unique(recipes):
 
 
 class Project:
-    def __init__(self, project_dir, machine_name=DEFAULT_MACHINE, overrides=None, connect_early=False):
+    def __init__(self, project_dir, machine_name=DEFAULT_MACHINE, overrides=None):
         self.dir = os.path.abspath(project_dir)
         self.catalogue = config.Catalogue(self.dir)
         layer = config.parse_overrides(overrides or {})
@@ -89,9 +89,6 @@ class Project:
         for warning in self.catalogue.warnings(machine_name):
             sys.stderr.write("hpcdo: warning: %s\n" % warning)
         self.session = Session(self.machine)
-        if connect_early:
-            # the handshake's round trips overlap with loading the recipes
-            self.session.start_connect()
         self.recipes = load_recipes(self.dir)
         templates = jobscript.environment(self.dir)
         self.targets = [Target(self.session, r, self.dir, templates) for r in self.recipes]

@@ -68,15 +68,6 @@ class Session:
         """True once the probe has answered (nothing is asked)."""
         return self._probed
 
-    def start_connect(self):
-        """Begin connecting in the background; a failure is reported by the first command."""
-        def connect_quietly():
-            try:
-                self.remote.connect()
-            except Exception:
-                pass
-        threading.Thread(target=connect_quietly, name="hpcdo-connect", daemon=True).start()
-
     def start_probe(self):
         """Begin connecting and probing in the background.
 

@@ -126,7 +126,7 @@ def receive_files(remote, script, dest, accept=None, strip=None, what="receive f
             remote.run(script, sink=sink, what=what)
     except (RemoteError, OSError) as exc:
         thread.join()
-        if isinstance(outcome.get("error"), HpcdoError) and not _cut_short(outcome["error"]):
+        if isinstance(outcome.get("error"), HpcdoError) and not isinstance(outcome["error"], CutShort):
             raise outcome["error"]        # what made the command stop
         if isinstance(exc, OSError):
             raise RemoteError("%s: %s" % (what, exc.strerror or exc))
@@ -140,8 +140,8 @@ def receive_files(remote, script, dest, accept=None, strip=None, what="receive f
     return outcome["value"]
 
 
-def _cut_short(error):
-    return isinstance(error, RemoteError) and ("cut short" in str(error) or "before its archive" in str(error))
+class CutShort(RemoteError):
+    """The answer from the machine ended early: the command's own failure says why."""
 
 
 def unpack(archive, dest, accept=None, strip=None):
@@ -172,7 +172,7 @@ def unpack(archive, dest, accept=None, strip=None):
     while True:
         line = fh.readline()
         if not line:
-            raise RemoteError("the answer from the machine ended before its archive began")
+            raise CutShort("the answer from the machine ended before its archive began")
         if line == b"@tar\n":
             break
         header.append(line.decode("utf-8", "replace").rstrip("\n"))
@@ -217,7 +217,7 @@ def unpack(archive, dest, accept=None, strip=None):
                     raise RemoteError("refusing %r from the machine: only regular files and directories "
                                       "are fetched, and this is a %s" % (member.name, _kind(member)))
     except (tarfile.TarError, EOFError) as exc:
-        raise RemoteError("the archive from the machine is damaged or cut short: %s" % exc)
+        raise CutShort("the archive from the machine is damaged or cut short: %s" % exc)
     except OSError as exc:
         raise HpcdoError("cannot write the files fetched into %s: %s" % (dest, exc.strerror or exc))
     return header, files
@@ -266,7 +266,7 @@ def _write_member(tar, member, dest, rel, made):
         while left > 0:
             block = src.read(min(CHUNK, left))
             if not block:
-                raise RemoteError("the archive from the machine is damaged or cut short: %s ends early" % rel)
+                raise CutShort("the archive from the machine is damaged or cut short: %s ends early" % rel)
             view = memoryview(block)
             while view:
                 view = view[os.write(fd, view):]
