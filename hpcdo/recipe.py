@@ -61,6 +61,7 @@ import string
 import urllib.parse
 
 from . import ConfigError
+from .outputs import OWN_FILES
 from .schema import ENV_NAME
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
@@ -70,8 +71,6 @@ ENV_RE = ENV_NAME            # the same rule as a machine file's env names
 # output patterns are expanded by the remote shell, so only safe glob text
 OUTPUT_RE = re.compile(r"^[A-Za-z0-9_.*?\[\]-]+(/[A-Za-z0-9_.*?\[\]-]+)*\Z")
 #: the {fields} of args and run env values
-#: names hpcdo keeps in a run directory besides job.* (a geometry may not take one)
-RUN_DIR_NAMES = ("submit.log", "previous", ".submit.lock")
 ARG_FIELDS = ("geometry", "cores", "threads", "tasks", "nodes", "run")
 #: values of the right type for each field, to try a format spec like {cores:04d} early
 _SAMPLE_FIELDS = {"geometry": "g.gmy", "cores": 1, "threads": 1, "tasks": 1, "nodes": 1, "run": "r"}
@@ -339,7 +338,7 @@ class Recipe:
             if not isinstance(path, str) or not path:
                 raise ConfigError("%s: geometry %s needs a file path" % (label, gname))
             base = path.rstrip("/").rsplit("/", 1)[-1]
-            if base in RUN_DIR_NAMES or base.startswith(("job.", ".hpcdo")) or \
+            if base in OWN_FILES or base.startswith(("job.", ".hpcdo")) or \
                     base == executable.rsplit("/", 1)[-1]:
                 # the run directory holds a hard link to the geometry under this
                 # name: a job log or the executable would overwrite the upload

@@ -17,14 +17,19 @@ import re
 import string
 
 from .. import ConfigError
+from ..schedulers import SCHEDULERS
 from ..schema import MEMORY_RE
 from .values import JOB_TIME, substitute
 
-DISPATCH = {"sbatch": "slurm", "bsub": "lsf", "yhbatch": "tianhe"}
+#: the scheduler each submit command names, where only one has it (qsub: Grid Engine or PBS)
+_BY_COMMAND = {}
+for _cls in SCHEDULERS.values():
+    if _cls.submit_command:
+        _BY_COMMAND.setdefault(_cls.submit_command, set()).add(_cls.name)
+DISPATCH = {command: min(names) for command, names in _BY_COMMAND.items() if len(names) == 1}
 
 #: the directive prefix of each scheduler's jobscripts
-PREFIXES = {"slurm": "#SBATCH", "tianhe": "#SBATCH", "sge": "#$", "pbs": "#PBS", "torque": "#PBS",
-            "lsf": "#BSUB"}
+PREFIXES = {cls.name: cls.directive for cls in SCHEDULERS.values() if cls.directive}
 
 DROP = "drop"           # hpcdo writes this option itself for every job
 RES = "resources"       # a comma list of name=value resources, each judged on its own
@@ -95,8 +100,8 @@ class BatchHeader:
             scheduler = DISPATCH[command]
         else:
             raise ConfigError("%s: %s: key 'job_dispatch' runs '%s', which is not a batch system hpcdo "
-                              "drives (sbatch, qsub, bsub, yhbatch, or empty for none)"
-                              % (dsrc.at("job_dispatch"), self.label, command))
+                              "drives (%s, or empty for none)"
+                              % (dsrc.at("job_dispatch"), self.label, command, ", ".join(sorted(_BY_COMMAND))))
         self.put("scheduler", scheduler, dsrc, "job_dispatch")
         if hsrc is not None:
             self.result.header_key = (hsrc.path, hsrc.line("batch_header"))

@@ -37,16 +37,21 @@ def code(text):
     return Shell(text)
 
 
-ENV = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(HERE),
-    undefined=jinja2.StrictUndefined,
-    autoescape=False,
-    keep_trailing_newline=True,
-    trim_blocks=True,
-    lstrip_blocks=True,
-    comment_start_string="{##",
-    comment_end_string="##}",
-)
+def environment(directory):
+    """The Jinja2 environment of the shell templates under ``directory``."""
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(directory),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        comment_start_string="{##",
+        comment_end_string="##}",
+    )
+
+
+ENV = environment(HERE)
 
 
 def _check(name, value):
@@ -64,11 +69,11 @@ def _check(name, value):
                         % (name, value))
 
 
-def render(template, **values):
-    """The script ``template`` (a name in ``sh/``) with ``values`` filled in."""
+def render(template, env=ENV, **values):
+    """The script ``template`` (a name in ``sh/``, or in ``env``'s directory) with ``values`` filled in."""
     for name, value in values.items():
         _check(name, value)
-    return ENV.get_template(template).render(**values)
+    return env.get_template(template).render(**values)
 
 
 def read(name):

@@ -1,13 +1,14 @@
 """Batch systems: one small class per scheduler, beside its jobscript template.
 
-A scheduler knows four things, each a short shell snippet or parser: how to
-submit ``./job.sh`` from the run directory, how to ask for the state of many
-jobs in one command, how to cancel, and how its state names map onto
+A scheduler knows four things: how to submit ``./job.sh`` from the run
+directory, how to ask for the state of many jobs in one command, how to
+cancel (three shell snippets in ``sh/<name>/``, inherited from the nearest
+base class that has one), and how its state names map onto
 :class:`~hpcdo.schedulers.base.JobState` -- with the exit code, where its
-accounting tells one.  Adding a scheduler means adding one module here and
-one ``<name>.sh.j2`` template that extends ``base.sh.j2`` (``_macros.j2``
-converts walltimes and memory and writes the machine's extra directives),
-and naming it below.
+accounting tells one (its module).  Adding a scheduler means adding one
+module here, its snippets, and one ``<name>.sh.j2`` template that extends
+``base.sh.j2`` (``_macros.j2`` converts walltimes and memory and writes the
+machine's extra directives), and naming it below.
 """
 
 from .. import ConfigError

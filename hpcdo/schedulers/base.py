@@ -1,7 +1,13 @@
 """What every scheduler shares: job states, and how markers and queue combine."""
 
 import enum
+import os
 import re
+
+from ..remote import shell
+
+#: the schedulers' shell snippets: sh/<scheduler>/{submit,status,cancel}.sh
+SNIPPETS = shell.environment(os.path.join(os.path.dirname(os.path.abspath(__file__)), "sh"))
 
 
 class JobState(enum.Enum):
@@ -88,17 +94,36 @@ class Scheduler:
     #: start with a digit): such names get a "j" in front
     letter_first = False
 
+    #: the scheduler's commands, which the snippets name (some sites rename them)
+    submit_command = queue_command = accounting_command = cancel_command = None
+    #: the prefix of the jobscript's directive lines
+    directive = None
+
+    def snippet(self, kind):
+        """The text of ``sh/<name>/<kind>.sh``, from this class or the nearest base that has one."""
+        for cls in type(self).__mro__:
+            folder = "base" if cls is Scheduler else cls.__dict__.get("name")
+            if folder and os.path.exists(os.path.join(SNIPPETS.loader.searchpath[0], folder, kind + ".sh")):
+                return shell.render("%s/%s.sh" % (folder, kind), env=SNIPPETS, **self.snippet_values()).strip()
+        raise NotImplementedError("%s has no %s snippet" % (type(self).__name__, kind))
+
+    def snippet_values(self):
+        """What the snippets fill in: the commands, as hpcdo's own shell text."""
+        values = {"submit_command": self.submit_command, "queue_command": self.queue_command,
+                  "accounting_command": self.accounting_command, "cancel_command": self.cancel_command}
+        return {key: shell.code(value) for key, value in values.items() if value}
+
     def submit_snippet(self):
         """Shell that submits ./job.sh from the run directory and sets ``id``."""
-        raise NotImplementedError
+        return self.snippet("submit")
 
     def status_snippet(self):
         """Shell that prints the state of the jobs in the comma list ``$ids``, for :meth:`parse_status`."""
-        raise NotImplementedError
+        return self.snippet("status")
 
     def cancel_snippet(self):
         """Shell that cancels the jobs in ``$ids``."""
-        raise NotImplementedError
+        return self.snippet("cancel")
 
     def parse_status(self, text):
         """{job id: (JobState, exit code or None)} from what ``status_snippet`` printed.

@@ -39,13 +39,12 @@ TERM_TEXTS = (
     ("administrator", JobState.CANCELLED), ("preempt", JobState.PREEMPTED),
 )
 
-FIELDS = "jobid stat exit_code exit_reason delimiter='|'"
-FIELDS_OLD = "jobid stat exit_code delimiter='|'"
-
 
 class LSF(Scheduler):
     name = "lsf"
     template = "lsf.sh.j2"
+    submit_command, queue_command, cancel_command = "bsub", "bjobs", "bkill"
+    directive = "#BSUB"
     states = {
         "PEND": JobState.PENDING, "PROV": JobState.PENDING, "WAIT": JobState.PENDING,
         "PSUSP": JobState.PENDING,
@@ -54,21 +53,6 @@ class LSF(Scheduler):
         "ZOMBI": JobState.NODE_FAIL,
         "DONE": JobState.COMPLETED, "EXIT": JobState.FAILED,
     }
-
-    def submit_snippet(self):
-        return ('out=$(bsub < job.sh); rc=$?; printf "%s\\n" "$out"; '
-                'id=$(printf "%s\\n" "$out" | sed -n "s/^Job <\\([0-9][0-9]*\\)> is submitted.*/\\1/p" '
-                '| head -n 1); [ "$rc" -eq 0 ] && [ -n "$id" ]')
-
-    def status_snippet(self):
-        return ('b=$(bjobs -a -noheader -o "%s" $(printf "%%s" "$ids" | tr , " ") 2>&1); '
-                'case "$b" in *"|"*) ;; *) '
-                'b=$(bjobs -a -noheader -o "%s" $(printf "%%s" "$ids" | tr , " ") 2>&1);; esac; '
-                'printf "%%s\\n" "$b"; case "$b" in *"not responding"*|*"LSF is down"*) echo @qfail;; esac; '
-                'true' % (FIELDS, FIELDS_OLD))
-
-    def cancel_snippet(self):
-        return 'bkill $(printf "%s" "$ids" | tr , " ") 2>/dev/null; true'
 
     def parse_status(self, text):
         """``<jobid>|<STAT>|<exit code>[|<exit reason>]`` lines; "Job <N> is not found" says nothing."""

@@ -20,6 +20,7 @@ options (its ``-l`` takes one list, so they are joined).
 
 import re
 
+from ..remote.shell import code
 from .base import SIGNALLED, JobState, Scheduler, seconds, to_int
 
 JOB_ID_LINE = re.compile(r"^Job Id:\s*(\S+)")
@@ -29,18 +30,12 @@ XML_JOB = re.compile(r"<Job>(.*?)</Job>", re.S)
 XML_FIELD = re.compile(r"<(Job_Id|job_state|exit_status|Exit_status)>([^<]*)</")
 XML_WALLTIME = re.compile(r"<walltime>([^<]*)</walltime>")
 
-# A plain "#PBS -x value" line, as the templates write them, for the wrappers.
-WRAPPER_OPTIONS = (
-    'if grep -q sbatch "$(command -v qsub)" 2>/dev/null; then '
-    'pl=$(sed -n "s|^#PBS -l \\([A-Za-z0-9_.,:=+@%/-]*\\)$|\\1|p" job.sh | paste -s -d , -); '
-    'po=$(sed -n "s|^#PBS \\(-[A-Za-km-z]\\) \\([A-Za-z0-9_.,:=+@%/-]*\\)$|\\1 \\2|p" job.sh); '
-    'else pl=; po=; fi; ')
-
-
 class PBS(Scheduler):
     name = "pbs"
     template = "pbs.sh.j2"
     letter_first = True              # PBS wants a letter first
+    submit_command, queue_command, cancel_command = "qsub", "qstat", "qdel"
+    directive = "#PBS"
     #: the qstat options tried first (then plain ``qstat -f``)
     qstat_first = "-f -x"
     states = {
@@ -62,26 +57,8 @@ class PBS(Scheduler):
     #: negative exit statuses: PBS ended the job
     pbs_codes = {-29: JobState.TIMEOUT, -20: JobState.NODE_FAIL}
 
-    def submit_snippet(self):
-        return (WRAPPER_OPTIONS +
-                'out=$(qsub $po ${pl:+-l "$pl"} ./job.sh); rc=$?; printf "%s\\n" "$out"; '
-                'id=$(printf "%s\\n" "$out" | sed -n "/^[0-9][0-9]*[]A-Za-z0-9_.[-]*$/p" | head -n 1); '
-                '[ "$rc" -eq 0 ] && [ -n "$id" ]')
-
-    def status_snippet(self):
-        # "@ids" lets the parser match a server's longer or shorter name for
-        # a job ("12.srv" for "12.srv.example.org") to the id qsub printed.
-        # qstat fails for a job id the server has forgotten, so whether the
-        # server answers at all is asked apart, with the queue listing.
-        return ('qstat -Q >/dev/null 2>&1 || { echo @qfail; }; '
-                'printf "@ids %%s\\n" "$ids"; '
-                'o=$(qstat %s $(printf "%%s" "$ids" | tr , " ") 2>/dev/null); '
-                'case "$o" in *"Job Id:"*|*"<Job>"*) ;; '
-                '*) o=$(qstat -f $(printf "%%s" "$ids" | tr , " ") 2>/dev/null);; esac; '
-                'printf "%%s\\n" "$o"; true' % self.qstat_first)
-
-    def cancel_snippet(self):
-        return 'qdel $(printf "%s" "$ids" | tr , " ") 2>/dev/null; true'
+    def snippet_values(self):
+        return dict(Scheduler.snippet_values(self), queue_options=code(self.qstat_first))
 
     def parse_status(self, text):
         """{id: (state, code)} from ``qstat -f`` job blocks (text or TORQUE's XML) and the ``@ids`` line."""

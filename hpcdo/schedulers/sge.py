@@ -26,6 +26,8 @@ class SGE(Scheduler):
     name = "sge"
     template = "sge.sh.j2"
     letter_first = True              # qsub: 'job name ... cannot start with a digit'
+    submit_command, queue_command, accounting_command, cancel_command = "qsub", "qstat", "qacct", "qdel"
+    directive = "#$"
 
     # the usual states; other combinations of the same letters go through state_of
     states = {
@@ -58,26 +60,6 @@ class SGE(Scheduler):
         if set(letters) & set("rtsSTR"):
             return JobState.RUNNING
         return None
-
-    def submit_snippet(self):
-        # -terse prints "123" (or "123.1-10:1" for an array); older qsub
-        # prints 'Your job 123 ("name") has been submitted'.
-        return ('out=$(qsub -terse ./job.sh) && printf "%s\\n" "$out" && '
-                'id=$(printf "%s\\n" "$out" | sed -n '
-                '-e "s/^Your job \\([0-9][0-9]*\\).*/\\1/p" '
-                '-e "s/^\\([0-9][0-9]*\\)\\([.][0-9:-]*\\)\\{0,1\\}$/\\1/p" | head -n 1) && [ -n "$id" ]')
-
-    def status_snippet(self):
-        # When qstat itself fails (qmaster down) only @qfail is printed:
-        # accounting alone would make every running job look gone.
-        return ('q=$(qstat -u "$(id -un)" 2>/dev/null) && { printf "%s\\n" "$q"; '
-                'l=" $(printf "%s\\n" "$q" | awk "{print \\$1}" | tr "\\n" " ") "; '
-                'if command -v qacct >/dev/null 2>&1; then '
-                'for i in $(printf "%s" "$ids" | tr , " "); do '
-                'case "$l" in *" $i "*) ;; *) qacct -j "$i" 2>/dev/null;; esac; done; fi; true; } || echo @qfail; true')
-
-    def cancel_snippet(self):
-        return 'qdel $(printf "%s" "$ids" | tr , " ") 2>/dev/null; true'
 
     def parse_status(self, text):
         """qstat's job lines, then ``qacct -j`` records (the last record of a job wins)."""

@@ -15,8 +15,9 @@ def slurm_exit_code(text):
 class Slurm(Scheduler):
     name = "slurm"
     template = "slurm.sh.j2"
-    # the commands, renamed on some machines (see tianhe.py)
-    sbatch, squeue, sacct, scancel = "sbatch", "squeue", "sacct", "scancel"
+    # renamed on some machines (see tianhe.py)
+    submit_command, queue_command, accounting_command, cancel_command = "sbatch", "squeue", "sacct", "scancel"
+    directive = "#SBATCH"
     states = {
         "PENDING": JobState.PENDING, "CONFIGURING": JobState.PENDING,
         "REQUEUED": JobState.PENDING, "REQUEUE_HOLD": JobState.PENDING,
@@ -33,30 +34,6 @@ class Slurm(Scheduler):
         "NODE_FAIL": JobState.NODE_FAIL, "BOOT_FAIL": JobState.NODE_FAIL,
         "PREEMPTED": JobState.PREEMPTED,
     }
-
-    def submit_snippet(self):
-        # --parsable prints "id" or "id;cluster"
-        return 'id=$(%s --parsable ./job.sh) && id=${id%%%%;*}' % self.sbatch
-
-    def status_snippet(self):
-        # All of the user's jobs in one squeue (an unknown id in a -j list can
-        # fail the whole call); sacct only for jobs squeue has forgotten, and
-        # only where accounting exists.  sacct's lines keep their "|": its
-        # state can be several words ("CANCELLED by 1000").
-        # A failing squeue (controller down) prints @qfail: "not in the queue"
-        # would wrongly read as "gone".
-        return ('if q=$(%(squeue)s -h -t all -u "$(id -un)" -o "%%i %%T" 2>/dev/null); then '
-                'printf "%%s\\n" "$q"; miss=; '
-                'for i in $(printf "%%s" "$ids" | tr , " "); do '
-                'case " $(printf "%%s" "$q" | tr "\\n" " ") " in *" $i "*) ;; '
-                '*) miss="$miss${miss:+,}$i";; esac; done; '
-                'if [ -n "$miss" ] && command -v %(sacct)s >/dev/null 2>&1; then '
-                '%(sacct)s -n -X -P -j "$miss" -o JobID,State,ExitCode 2>/dev/null; fi; '
-                'else echo @qfail; fi; true'
-                % {"squeue": self.squeue, "sacct": self.sacct})
-
-    def cancel_snippet(self):
-        return '%s $(printf "%%s" "$ids" | tr , " ") 2>/dev/null; true' % self.scancel
 
     def parse_status(self, text):
         """squeue's ``<id> <STATE>`` lines, then sacct's ``<id>|<STATE ...>|<code>:<signal>``."""

@@ -16,10 +16,4 @@ from .slurm import Slurm
 class Tianhe(Slurm):
     name = "tianhe"
     template = "tianhe.sh.j2"
-    sbatch, squeue, sacct, scancel = "yhbatch", "yhqueue", "yhacct", "yhcancel"
-
-    def submit_snippet(self):
-        return ('so=$(sed -n "s|^#SBATCH \\(--[a-z-]*=[A-Za-z0-9_.,:=+@%%/-]*\\)$|\\1|p" job.sh); '
-                'out=$(%s $so ./job.sh); rc=$?; printf "%%s\\n" "$out"; '
-                'id=$(printf "%%s\\n" "$out" | sed -n "s/^Submitted batch job \\([0-9][0-9]*\\).*/\\1/p" '
-                '| head -n 1); [ "$rc" -eq 0 ] && [ -n "$id" ]' % self.sbatch)
+    submit_command, queue_command, accounting_command, cancel_command = "yhbatch", "yhqueue", "yhacct", "yhcancel"

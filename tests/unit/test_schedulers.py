@@ -4,7 +4,7 @@ The fixtures in tests/data/schedulers/ are the schedulers' own output (Grid
 Engine and the Slurm PBS wrappers recorded on the test cluster; PBS Pro,
 TORQUE and LSF written after their documented formats): each file says where
 it comes from in its ``##`` lines, which the tests drop.  Each snippet runs
-under ``sh -c 'set -u; ...'`` as the probe and the submit script run it, with
+under ``dash -c 'set -u; ...'`` and ``bash -c ...`` as the probe and the submit script run it, with
 fake scheduler commands first on a PATH that holds nothing else but the few
 tools the snippets use, so nothing real is ever asked.
 """
@@ -36,7 +36,8 @@ def fixture(name):
 class Fakes:
     """A bin directory of fake scheduler commands and the few real tools the snippets need."""
 
-    def __init__(self, tmp_path):
+    def __init__(self, tmp_path, shell):
+        self.shell = shutil.which(shell)
         self.bin = tmp_path / "bin"
         self.log = tmp_path / "calls"
         self.bin.mkdir()
@@ -60,7 +61,7 @@ class Fakes:
     def run(self, script, cwd, **env):
         full = {"PATH": str(self.bin), "HOME": str(cwd)}
         full.update(env)
-        return subprocess.run(["/bin/sh", "-c", "set -u\n" + script], cwd=str(cwd), env=full,
+        return subprocess.run([self.shell, "-c", "set -u\n" + script], cwd=str(cwd), env=full,
                               capture_output=True, text=True)
 
     def status(self, sched, ids, cwd):
@@ -73,9 +74,10 @@ class Fakes:
                         cwd, **env)
 
 
-@pytest.fixture
-def fakes(tmp_path):
-    return Fakes(tmp_path)
+@pytest.fixture(params=["dash", "bash"])
+def fakes(tmp_path, request):
+    """Fake commands, and the shell the snippets run under: dash (Debian's sh) and bash."""
+    return Fakes(tmp_path, request.param)
 
 
 def submitted_id(proc):

@@ -52,5 +52,8 @@ already made a function is left as it is
 if command -v timeout >/dev/null 2>&1; then for c in {{ query_commands }}; do case $(command -v $c 2>/dev/null) in /*) eval "$c() { timeout {{ query_timeout }} $c \"\$@\"; }";; esac; done; fi
 {% endif %}
 # shellcheck disable=SC2046,SC2086 # the scheduler splits its id list on purpose
-if [ -n "$ids" ]; then echo @q; {{ status }}; fi
+if [ -n "$ids" ]; then
+echo @q
+{{ status }}
+fi
 exit 0

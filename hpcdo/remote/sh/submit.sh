@@ -24,6 +24,21 @@ done
 printf "%s %s %s\n" "$(date +%s)" "$$" "$h" > {{ r.build_lock }}/t
 trap 'rm -rf .submit.lock {{ r.build_lock }}' EXIT
 {% endmacro %}
+{##
+the scheduler's submit (sets $id) and cancel (of the jobs in $ids), defined
+once for all the runs.  Their code splits id and option lists into words on
+purpose (SC2046, SC2086); the local scheduler's ps | grep . asks whether ps
+printed anything (SC2009); and SC2030, SC2031: each run's subshell sets what
+these functions read.
+##}
+# shellcheck disable=SC2009,SC2030,SC2031,SC2046,SC2086
+hpcdo_submit() {
+{{ submit }}
+}
+# shellcheck disable=SC2009,SC2030,SC2031,SC2046,SC2086
+hpcdo_cancel() {
+{{ cancel }}
+}
 {% for r in requests %}
 (
 k={{ r.key }}
@@ -69,8 +84,7 @@ n=0; [ -n "$cur" ] && [ "$(cat job.sig 2>/dev/null)" = {{ r.sig }} ] && { read -
 {% endif %}
 printf "%s\n" {{ r.sig }} > job.sig && printf "%s\n" "$((n + 1))" > job.tries || {{ full("record the inputs") }}
 {## fd 3 is the caller's pipe: a job that inherited it would hold the connection open until it ended ##}
-# shellcheck disable=SC2009,SC2030,SC2031,SC2046,SC2086 # see cancel.sh
-if { {{ submit }}; } 3>&-; then
+if hpcdo_submit 3>&-; then
 {##
 job.id is created only where there is none (ln, or noclobber where links
 are not allowed): if another hpcdo recorded a job meanwhile (it took over a
@@ -79,7 +93,7 @@ whose id cannot be recorded would run unknown to every later call: it is
 taken back too.
 ##}
   if ! { printf "%s\n" "$id" > .job.id.$$ && { ln .job.id.$$ job.id 2>/dev/null || (set -C; cat .job.id.$$ > job.id) 2>/dev/null; }; }; then
-    rm -f .job.id.$$; other=$(cat job.id 2>/dev/null); ids=$id; { {{ cancel }}; } 3>&-
+    rm -f .job.id.$$; other=$(cat job.id 2>/dev/null); ids=$id; hpcdo_cancel 3>&-
     [ -n "$other" ] && { printf "@changed %s %s\n" "$k" "$other" >&3; exit 0; }
     printf "@error %s job %s was submitted but its id cannot be recorded in the run directory (disk full or over quota?), so it was cancelled\n" "$k" "$id" >&3; exit 0
   fi
