@@ -51,6 +51,9 @@ def _env_map(v):
     return _str_map(v) and all(ENV_NAME.match(k) for k in v)
 
 
+#: the SSH clients a machine may use
+TRANSPORTS = ("paramiko", "openssh")
+
 #: key -> (check, what the check wants, help)
 SCHEMA = {
     "description": (_str_or_none, "a string", "one line about the machine"),
@@ -60,6 +63,17 @@ SCHEMA = {
     "port": (_pos_int, "a positive integer", "SSH port"),
     "identity_file": (_str_or_none, "a path or null", "SSH private key on this computer"),
     "known_hosts": (_str_or_none, "a path or null", "extra known_hosts file to trust"),
+    "proxy_jump": (_str_or_none, "a list of jump hosts like OpenSSH's ProxyJump, or null",
+                   "jump hosts to reach the machine through: [user@]host[:port][,...]"),
+    "connect_timeout": (lambda v: v is None or _number(v), "a positive number or null",
+                        "seconds to wait for the SSH connection (null: ssh_config's, else 30)"),
+    "transport": (lambda v: v in TRANSPORTS, "one of: " + ", ".join(TRANSPORTS),
+                  "SSH client: paramiko (built in) or openssh (the system ssh, for GSSAPI, FIDO2 keys, "
+                  "site certificate tools)"),
+    "interactive_login": (lambda v: isinstance(v, bool), "true or false",
+                          "the site asks for a one-time code or password at login (two-factor)"),
+    "askpass": (_str_or_none, "a program or null",
+                "program that answers login prompts when there is no terminal, like SSH_ASKPASS"),
     "scheduler": (lambda v: v in SCHEDULERS, "one of: " + ", ".join(sorted(SCHEDULERS)), "batch system"),
     "launcher": (lambda v: v is None or v in LAUNCHERS, "one of: " + ", ".join(sorted(LAUNCHERS)),
                  "program launcher inside the job"),
@@ -106,7 +120,7 @@ SCHEMA = {
 NEEDED = ("scheduler", "remote_root")
 
 #: keys whose value names one of a fixed set
-CHOICES = {"scheduler": SCHEDULERS, "launcher": LAUNCHERS}
+CHOICES = {"scheduler": SCHEDULERS, "launcher": LAUNCHERS, "transport": TRANSPORTS}
 
 
 def check_layer(layer, label):

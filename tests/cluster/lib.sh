@@ -10,8 +10,10 @@
 #   <component>_wait       block until it works, or die naming what failed
 #   <component>_down       stop what _up started (idempotent)
 #   <component>_status     print one word: running | stopped
+#   <component>_env        optional: extra NAME=value lines for cluster.env
 # COMPONENTS lists them in start order; down walks it backwards. To add one,
-# write those five functions and append its name to COMPONENTS.
+# write those functions in tests/cluster/components/<name>.sh, which is
+# sourced after this file and appends its name to COMPONENTS.
 #
 # All state lives in $HPCDO_CLUSTER_DIR (default /var/lib/hpcdo-testcluster),
 # never in a checkout. The only things written outside it are: the hpcuser
@@ -303,6 +305,10 @@ write_cluster_env() {
         printf 'HPCDO_LMOD_INIT_SH=%q\n' "$LMOD_INIT_SH"
         printf 'HPCDO_LMOD_INIT_BASH=%q\n' "$LMOD_INIT_BASH"
         printf 'HPCDO_MODULEFILES=%q\n' "$MODULEFILES_DIR"
+        local c
+        for c in "${COMPONENTS[@]}"; do
+            if declare -F "${c}_env" >/dev/null; then "${c}_env"; fi
+        done
     } >"$tmp"
     chmod 644 "$tmp"
     install_if_changed "$tmp" "$CLUSTER_ENV" || true
@@ -956,3 +962,11 @@ lmod_wait() {
 }
 
 lmod_down() { :; }
+
+# the components in their own files (two-factor sshd, bastion ...), after the
+# core ones; each appends itself to COMPONENTS
+for _component in "$(dirname "${BASH_SOURCE[0]}")"/components/*.sh; do
+    # shellcheck source=/dev/null
+    if [[ -e $_component ]]; then . "$_component"; fi
+done
+unset _component
