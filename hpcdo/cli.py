@@ -30,14 +30,21 @@ from doit.cmd_base import DodoTaskLoader
 from . import HpcdoError
 from . import report, tasks
 from .project import DEFAULT_MACHINE, Project
+from .steps.check import MachineOnly
 from .remote import trace
 
 #: tasks that only look at the machine or stop jobs on it: they never wait
 #: behind another doit working on the same machine (that is when users want them)
-NEVER_WAIT = {"status", "cancel"}
+NEVER_WAIT = {"status", "cancel", "check"}
 
 #: tasks that need nothing from the machine: no connection is opened for them
 OFFLINE = {"jobscript"}
+
+#: tasks that ask the machine in a script of their own: no probe is started for them
+NO_PROBE = {"check"}
+
+#: tasks that need the machine only: they run even when the recipes do not load
+MACHINE_ONLY = {"check"}
 
 _active = []
 
@@ -60,10 +67,17 @@ class Loader(DodoTaskLoader):
         values = dict(getattr(doit_cmd, "_CMDLINE_VARS", None) or {})
         machine = values.pop("machine", None) or DEFAULT_MACHINE
         project_dir = os.path.dirname(os.path.abspath(self.namespace.get("__file__") or "dodo.py"))
+        self.broken = None
         try:
             self.project = Project(project_dir, machine, values)
         except HpcdoError as exc:
-            _fail(str(exc))
+            # the machine alone may still be checked (``check``); every other
+            # command says the error when it asks for its tasks
+            try:
+                self.project = MachineOnly(project_dir, machine, values, broken=str(exc))
+            except HpcdoError:
+                _fail(str(exc))
+            self.broken = str(exc)
         self.state_dir = os.path.join(project_dir, ".hpcdo")
         os.makedirs(self.state_dir, exist_ok=True)
         self.dep_file = os.path.join(self.state_dir, "doit-%s.json" % self.project.machine.name)
@@ -94,16 +108,22 @@ class Loader(DodoTaskLoader):
     def load_tasks(self, cmd, pos_args):
         project = self.project
         first = pos_args[0] if pos_args else ""
+        if self.broken is not None and not (cmd.execute_tasks and first in MACHINE_ONLY):
+            _fail(self.broken)
         if cmd.execute_tasks and first not in OFFLINE:
             if first not in NEVER_WAIT:
                 _one_at_a_time(self.state_dir, project.machine.name)
-            # the connection's handshake and the probe overlap with doit
-            # ordering its tasks; the first check waits for the answer
-            project.session.start_probe()
+            if first not in NO_PROBE:
+                # the connection's handshake and the probe overlap with doit
+                # ordering its tasks; the first check waits for the answer
+                project.session.start_probe()
             _interrupt_in_one_line(project)
 
         def task_hpcdo():
             try:
+                if self.broken is not None:
+                    yield tasks.check_task(project)
+                    return
                 yield from tasks.generate(project, pos_args)
             except HpcdoError as exc:
                 _fail(str(exc))

@@ -6,8 +6,8 @@ Task names follow the steps: ``clone``, ``configure``, ``compile`` (with a
 ``fetch_results:<run>``, and the groups ``send_geometry``, ``submit``,
 ``wait`` and ``fetch_results``.  The ``wait`` and ``fetch_results`` groups
 submit every run before waiting for any, so jobs queue side by side.
-``status``, ``cold``, ``cancel [RUN...]``, ``retry [RUN...]`` and ``jobscript RUN...``
-complete the set.
+``status``, ``cold``, ``cancel [RUN...]``, ``retry [RUN...]``, ``jobscript RUN...``
+and ``check`` (is the machine ready: :mod:`hpcdo.steps.check`) complete the set.
 
 Each task is one step of :mod:`hpcdo.steps`: its check (an up-to-date
 :class:`Check`), its action, and its reason when stale.  Every check asks
@@ -21,6 +21,7 @@ from doit.exceptions import TaskFailed
 
 from . import HpcdoError
 from .schedulers.base import JobState
+from .steps.check import check_machine
 
 
 def _action(func, *args):
@@ -100,7 +101,7 @@ def batch_scope(words, run_names):
             scope.add(run)
             named_task = True
         elif word in ("clone", "configure", "compile", "send_geometry", "status", "cold", "jobscript", "cancel",
-                      "retry") or \
+                      "retry", "check") or \
                 step in ("clone", "configure", "compile", "send_geometry"):
             named_task = True
     return scope if named_task else set(run_names)
@@ -190,9 +191,33 @@ def generate(project, words=()):
            "actions": [_retry(project, runs)]}
     yield {"basename": "status", "doc": "show each step's state and each run's job on %s" % machine,
            "actions": [_action(project.status_table)], "uptodate": [False], "verbosity": 2}
+    yield check_task(project)
     yield {"basename": "cold", "doc": "fresh clone and rebuild from scratch on %s" % machine,
            "actions": [_action(steps.build[t.recipe.name].cold) for t in targets], "uptodate": [False],
            "verbosity": 2}
+
+
+def check_task(project):
+    """The ``check`` task: is the machine ready for hpcdo, a table with what to change where.
+
+    It needs only the project's machine and session (``project`` may be a
+    :class:`hpcdo.steps.check.MachineOnly` when the recipes do not load) and
+    fails when any check does, after printing the whole table.
+    """
+    def action():
+        try:
+            table, failed = check_machine(project)
+        except HpcdoError as exc:
+            return TaskFailed(str(exc))
+        print(table)
+        if failed:
+            return TaskFailed("machine %s: %d check%s failed; each FAIL line above says what to change"
+                              % (project.machine.name, failed, "" if failed == 1 else "s"))
+        return True
+    action.__name__ = "check"
+    return {"basename": "check", "verbosity": 2, "uptodate": [False], "actions": [action],
+            "doc": "check that %s is ready: login, work root, modules, compilers, scheduler, clock"
+                   % project.machine.name}
 
 
 def _pick(runs, names):

@@ -9,6 +9,9 @@ text in ``sh/``); the protocol lines are:
 ``@ls parent``            then ``lf`` lines (``@f size mtime path``, or ``ls -lnd``)
 ``@q``                    then the scheduler's status lines (``@qfail``: no answer)
 ``@submitted|@busy|@changed|@error key detail``   a submission's outcome
+``@c<TAB>name<TAB>status<TAB>detail``   a finding of the machine check
+``@t start|end seconds``  the machine's clock as the check began and ended
+``@a account|partition|qos``  one of the user's Slurm associations
 """
 
 import hashlib
@@ -158,3 +161,52 @@ def fetch_fingerprint(lines, rundir, patterns):
     """The fingerprint of a run from the listing ``fetch_script`` printed before its archive."""
     name = split_rundir(rundir)[1]
     return fingerprints(lines, {name: patterns}).get(name, "")
+
+
+class CheckAnswer:
+    """What the machine check (``check_script``) printed.
+
+    ``rows``: (name, status, detail) in order, status OK, WARN, FAIL, INFO
+    or ``-`` (the caller judges the detail); ``start``, ``end``: the
+    machine's clock (seconds) as the script began and ended, or None;
+    ``before``: what the login printed before the script's first line;
+    ``associations``: the user's Slurm (account, partition, qos) triples,
+    or None where the machine keeps none.
+    """
+
+    def __init__(self, text):
+        self.rows, self.start, self.end, self.associations = [], None, None, None
+        before, started = [], False
+        for line in text.splitlines():
+            if line.startswith("@t "):
+                words = line.split()
+                value = _seconds(words[2]) if len(words) == 3 else None
+                if words[1] == "start" and not started:
+                    self.start, started = value, True
+                elif words[1] == "end":
+                    self.end = value
+            elif not started:
+                before.append(line)
+            elif line.startswith("@c\t"):
+                fields = line.split("\t", 3) + ["", "", ""]
+                self.rows.append((fields[1], fields[2], fields[3].strip()))
+            elif line.startswith("@a "):
+                fields = (line[3:].split("|") + ["", "", ""])[:3]
+                self.associations = (self.associations or []) + [tuple(f.strip() for f in fields)]
+        self.before = "\n".join(before).strip()
+
+    def found(self, name):
+        """The (status, detail) rows called ``name``."""
+        return [(status, detail) for n, status, detail in self.rows if n == name]
+
+
+def _seconds(text):
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def parse_check(text):
+    """The machine check's answer, a :class:`CheckAnswer`."""
+    return CheckAnswer(text)

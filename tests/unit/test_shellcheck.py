@@ -12,6 +12,7 @@ import pytest
 
 from hpcdo.remote import scripts, shell
 from hpcdo.schedulers import SCHEDULERS, get
+from hpcdo.steps import check
 
 #: codes left out, each for a reason that holds for every script:
 EXCLUDED = [
@@ -69,6 +70,12 @@ def rendered():
                                   build_stamp="../../build/.hpcdo-compile")]
         yield "submit-" + name, scripts.submit_script("~/hpcdo", requests, sched)
         yield "cancel-" + name, scripts.cancel_script("~/hpcdo", [("lbflow/runs/r1", "1"), ("x/r2", "2")], sched)
+        yield "check-" + name, scripts.check_script(
+            "$WORK/hpcdo", sched, check.kind(sched), ["gcc/12", "swap cray-mpich mpich/4"],
+            "/usr/share/lmod/lmod/init/sh", {"OMP_NUM_THREADS": 4, "LB_NAME": "a b"}, "cmake -G Ninja",
+            {"cc": "/opt/gcc/bin/gcc"}, "#!/bin/bash\n#X --partition=debug\ntrue\n", "debug", "acct",
+            launcher="srun")
+        yield "check-bare-" + name, scripts.check_script("~/hpcdo", sched, check.kind(sched))
 
 
 CASES = dict(rendered())
