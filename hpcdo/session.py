@@ -19,7 +19,9 @@ from .model import Job, Stamp
 from .remote import scripts
 from .remote.agent import AgentRemote
 from .remote.connection import LocalRemote
+from .remote.openssh import OpenSSHRemote
 from .remote.ssh import SSHRemote
+from .remote.sshconfig import resolve
 from .schedulers.base import JobState, combine
 
 
@@ -27,13 +29,30 @@ def make_remote(machine):
     """The machine's one connection, with its ``shell_setup`` lines put before every script."""
     if machine.is_local:
         remote = LocalRemote(machine.name)
+    elif machine.transport == "openssh":
+        # the system ssh reads ssh_config itself; its ControlPersist keeps the connection
+        remote = OpenSSHRemote(machine.host, user=machine.user, port=machine.port,
+                               identity_file=machine.identity_file, known_hosts=machine.known_hosts,
+                               proxy_jump=machine.proxy_jump, connect_timeout=machine.connect_timeout,
+                               persist=machine.persist, name=machine.name)
     elif machine.persist:
-        params = {"host": machine.host, "user": machine.user, "port": int(machine.port or 22),
+        # resolved here too: a bad ssh_config is said by this call, and the agent's
+        # socket (named after the params) changes with the user, port and jump hosts
+        route = resolve(machine.host, user=machine.user, port=machine.port,
+                        identity_file=machine.identity_file, proxy_jump=machine.proxy_jump,
+                        connect_timeout=machine.connect_timeout, known_hosts=machine.known_hosts,
+                        name=machine.name)
+        params = {"host": machine.host, "user": route.target.user, "port": route.target.port,
                   "identity_file": machine.identity_file, "known_hosts": machine.known_hosts}
+        # only when set, so that a machine without them keeps its agent's socket
+        extra = {"proxy_jump": machine.proxy_jump, "connect_timeout": machine.connect_timeout,
+                 "via": [hop.spec() for hop in route.jumps]}
+        params.update((key, value) for key, value in extra.items() if value)
         remote = AgentRemote(params, machine.persist, machine.name)
     else:
         remote = SSHRemote(machine.host, user=machine.user, port=machine.port,
                            identity_file=machine.identity_file, known_hosts=machine.known_hosts,
+                           proxy_jump=machine.proxy_jump, connect_timeout=machine.connect_timeout,
                            name=machine.name)
     remote.preamble = "".join(line + "\n" for line in machine.shell_setup or [])
     return remote

@@ -268,7 +268,8 @@ def serve(params, persist, path, name):
     """Connect, say 'ready' on stdout, then serve commands until idle for ``persist`` seconds,
     retired, or replaced on ``path`` by another agent; then end the commands running, and exit."""
     remote = SSHRemote(params["host"], user=params["user"], port=params["port"],
-                       identity_file=params["identity_file"], known_hosts=params["known_hosts"], name=name)
+                       identity_file=params["identity_file"], known_hosts=params["known_hosts"], name=name,
+                       proxy_jump=params.get("proxy_jump"), connect_timeout=params.get("connect_timeout"))
     try:
         remote.connect()          # traced, in the trace file of the call that started the agent
     except RemoteError as exc:

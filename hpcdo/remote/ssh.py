@@ -17,6 +17,7 @@ import time
 
 from .. import RemoteError
 from . import trace
+from . import sshconfig
 from .connection import WINDOW_SIZE, Remote, Result, _pump
 
 
@@ -65,6 +66,111 @@ def _exec(chan, command):
     send(m)
 
 
+def _trust(client, files):
+    """Make ``client`` refuse any host key not in ``files`` (RejectPolicy)."""
+    import paramiko
+    client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    for path in files:
+        try:
+            client.load_host_keys(path)
+        except (IOError, paramiko.SSHException) as exc:
+            raise RemoteError("cannot read known_hosts file %s: %s" % (path, exc))
+
+
+def _through(route, known, hops, name):
+    """What the target's connection runs over: None (a TCP connection of its own), the
+    ProxyCommand's pipe, or a ``direct-tcpip`` channel through the jump hosts.
+
+    Each jump host is a connection of its own, over the previous one's
+    channel, and its host key is checked against the same ``known_hosts``
+    files as the target's (RejectPolicy): an unknown one is refused.
+    The clients opened are appended to ``hops``.
+    """
+    import paramiko
+
+    if route.proxy_command:
+        try:
+            return paramiko.ProxyCommand(route.proxy_command)
+        except paramiko.SSHException as exc:
+            raise RemoteError("machine %s: ssh_config's ProxyCommand cannot start: %s" % (name, exc))
+    sock = None
+    for i, hop in enumerate(route.jumps):
+        client = paramiko.SSHClient()
+        _trust(client, known)
+        hops.append(client)
+        keys = [path for path in hop.identity_files if os.path.exists(path)]
+        _login(lambda: client.connect(hop.hostname, port=hop.port, username=hop.user,
+                                      key_filename=keys or None, sock=sock,
+                                      timeout=hop.connect_timeout),
+               route, i, "jump host %s (%s) of machine %s" % (hop.alias, hop.label, name))
+        transport = client.get_transport()
+        transport.set_keepalive(hop.server_alive_interval)
+        if sock is None:
+            _no_delay(transport.sock)
+        after = route.jumps[i + 1] if i + 1 < len(route.jumps) else route.target
+        try:
+            sock = transport.open_channel("direct-tcpip", (after.hostname, after.port), ("", 0),
+                                          timeout=hop.connect_timeout)
+        except (paramiko.SSHException, socket.error, EOFError) as exc:
+            raise RemoteError("jump host %s (%s) of machine %s cannot reach %s:%d: %s"
+                              % (hop.alias, hop.label, name, after.hostname, after.port,
+                                 exc or type(exc).__name__))
+    return sock
+
+
+def _login(connect, route, index, where):
+    """Call ``connect`` for the ``index``-th server on ``route`` (the jump hosts, then the
+    target), called ``where``; a refusal is one line.
+
+    A host key that is unknown or changed names the server refused and the
+    commands that check and trust its key: ``ssh-keyscan`` run here for the
+    first server on the way, on the server before it otherwise.
+    """
+    import paramiko
+
+    jumps = route.jumps
+    hop = jumps[index] if index < len(jumps) else route.target
+    if hop is route.target and jumps:
+        where += " (through jump host %s)" % ", ".join(j.alias for j in jumps)
+    holder = route.known_hosts_files[0] if route.machine_known_hosts else "~/.ssh/known_hosts"
+    scan = "ssh-keyscan -p %d %s" % (hop.port, shlex.quote(hop.hostname))
+    if index > 0:
+        before = jumps[index - 1]
+        scan = "ssh %s-p %d %s %s" % (
+            "-J %s " % shlex.quote(",".join(j.spec() for j in jumps[:index - 1])) if index > 1 else "",
+            before.port, shlex.quote("%s@%s" % (before.user, before.hostname)), scan)
+    try:
+        connect()
+    except paramiko.BadHostKeyException as exc:
+        holder = _file_holding(hop.entry, route.known_hosts_files) or holder
+        raise RemoteError(
+            "host key of %s has CHANGED (it now offers %s %s): refusing to connect. If the site "
+            "announced a new key, check that fingerprint with them, then remove the old entry "
+            "with: ssh-keygen -f %s -R '%s' and trust the new one with: %s >> %s"
+            % (where, exc.key.get_name(), _sha256_fingerprint(exc.key), holder, hop.entry,
+               scan, holder))
+    except paramiko.SSHException as exc:
+        if "not found in known_hosts" in str(exc):
+            raise RemoteError(
+                "host key of %s is not known: refusing to connect. Check the key's "
+                "fingerprint with the site, then trust it with: %s >> %s" % (where, scan, holder))
+        raise RemoteError("cannot connect to %s: %s" % (where, exc))
+    except (socket.error, EOFError) as exc:
+        raise RemoteError("cannot connect to %s: %s" % (where, exc or type(exc).__name__))
+
+
+def _file_holding(entry, files):
+    """The known_hosts file among ``files`` that has a key for ``entry``."""
+    import paramiko
+    for path in files:
+        try:
+            if paramiko.HostKeys(path).lookup(entry):
+                return path
+        except (IOError, paramiko.SSHException):
+            continue
+    return None
+
+
 class SSHRemote(Remote):
     """One SSH connection, opened on first use and shared by all threads.
 
@@ -74,16 +180,21 @@ class SSHRemote(Remote):
     to check and trust it.
     """
 
-    def __init__(self, host, user=None, port=22, identity_file=None,
-                 known_hosts=None, connect_timeout=30, name=None):
-        self.hostname = host
-        self.user = user
-        self.port = int(port or 22)
+    def __init__(self, host, user=None, port=None, identity_file=None,
+                 known_hosts=None, connect_timeout=None, name=None, proxy_jump=None, ssh_config=None):
+        # ``host`` may be an ssh_config alias; the values given are the machine
+        # file's, None where it sets none: ssh_config then decides, as for ``ssh``
+        self.name = name or host
         self.identity_file = identity_file
         self.known_hosts = known_hosts
-        self.connect_timeout = connect_timeout
-        self.name = name or host
-        self.host = "%s@%s:%d" % (user, host, self.port) if user else "%s:%d" % (host, self.port)
+        self.route = sshconfig.resolve(host, user=user, port=port, identity_file=identity_file,
+                                       proxy_jump=proxy_jump, connect_timeout=connect_timeout,
+                                       known_hosts=known_hosts, config=ssh_config, name=self.name)
+        target = self.route.target
+        self.hostname, self.user, self.port = target.hostname, target.user, target.port
+        self.connect_timeout = target.connect_timeout
+        self.host = "%s@%s:%d" % (self.user, self.hostname, self.port)
+        self._hops = []
         self._conn = None
         self._refused = None
         self._lock = threading.Lock()
@@ -113,75 +224,47 @@ class SSHRemote(Remote):
         import fabric
         import paramiko
 
+        target = self.route.target
         kwargs = {}
         if self.identity_file:
             path = os.path.expanduser(self.identity_file)
             if not os.path.exists(path):
                 raise RemoteError("machine %s: identity_file %s does not exist" % (self.name, path))
-            kwargs["key_filename"] = [path]
-        conn = fabric.Connection(self.hostname, user=self.user, port=self.port,
-                                 connect_timeout=self.connect_timeout,
-                                 connect_kwargs=kwargs)
-        client = conn.client
-        client.set_missing_host_key_policy(paramiko.RejectPolicy())
-        for path in self._known_hosts_files(conn):
-            try:
-                client.load_host_keys(path)
-            except (IOError, paramiko.SSHException) as exc:
-                raise RemoteError("cannot read known_hosts file %s: %s" % (path, exc))
+        # the machine's key first, then ssh_config's IdentityFile (one missing is skipped, as by ssh)
+        keys = [path for path in target.identity_files if os.path.exists(path)]
+        if keys:
+            kwargs["key_filename"] = keys
+        # ssh_config was read by sshconfig; fabric must not read it again: the jump
+        # hosts it makes of a ProxyJump line take any host key (AutoAddPolicy)
+        conn = fabric.Connection(target.hostname, user=target.user, port=target.port,
+                                 connect_timeout=target.connect_timeout, connect_kwargs=kwargs,
+                                 gateway=False, config=fabric.Config(ssh_config=paramiko.SSHConfig()))
+        known = self._known_hosts_files()
+        _trust(conn.client, known)
         start = time.monotonic()
+        hops = []
         try:
-            conn.open()
-        except paramiko.BadHostKeyException as exc:
-            entry = self.hostname if self.port == 22 else "[%s]:%d" % (self.hostname, self.port)
-            holder = self._file_holding(entry, self._known_hosts_files(conn)) or "~/.ssh/known_hosts"
-            raise RemoteError(
-                "host key of %s has CHANGED (it now offers %s %s): refusing to connect. If the site "
-                "announced a new key, check that fingerprint with them, then remove the old entry "
-                "with: ssh-keygen -f %s -R '%s' and trust the new one with: ssh-keyscan -p %d %s >> %s"
-                % (self._where(), exc.key.get_name(), _sha256_fingerprint(exc.key), holder, entry,
-                   self.port, self.hostname, holder))
-        except paramiko.SSHException as exc:
-            if "not found in known_hosts" in str(exc):
-                raise RemoteError(
-                    "host key of %s is not known: refusing to connect. Check the key's "
-                    "fingerprint with the site, then trust it with: ssh-keyscan -p %d %s >> %s"
-                    % (self._where(), self.port, self.hostname,
-                       self.known_hosts or "~/.ssh/known_hosts"))
-            raise RemoteError("cannot connect to %s: %s" % (self._where(), exc))
-        except (socket.error, EOFError) as exc:
-            raise RemoteError("cannot connect to %s: %s" % (self._where(), exc))
+            sock = _through(self.route, known, hops, self.name)
+            if sock is not None:
+                conn.connect_kwargs["sock"] = sock
+            _login(conn.open, self.route, len(self.route.jumps), self._where())
+        except BaseException:
+            for client in reversed(hops):
+                client.close()
+            raise
         finally:
             trace.record("connect", self.host, time.monotonic() - start, what="connect")
-        conn.transport.set_keepalive(30)
+        self._hops = hops
+        conn.transport.set_keepalive(target.server_alive_interval)
         _no_delay(conn.transport.sock)
         return conn
 
-    @staticmethod
-    def _file_holding(entry, files):
-        """The known_hosts file among ``files`` that has a key for ``entry``."""
-        import paramiko
-        for path in files:
-            try:
-                if paramiko.HostKeys(path).lookup(entry):
-                    return path
-            except (IOError, paramiko.SSHException):
-                continue
-        return None
-
-    def _known_hosts_files(self, conn):
-        files = []
-        for path in ("~/.ssh/known_hosts", conn.ssh_config.get("userknownhostsfile"), self.known_hosts):
-            if not path:
-                continue
-            for one in str(path).split():
-                one = os.path.expanduser(one)
-                if os.path.exists(one) and one not in files:
-                    files.append(one)
-        if self.known_hosts and os.path.expanduser(self.known_hosts) not in files:
+    def _known_hosts_files(self):
+        """The known_hosts files that exist: the machine's, then ssh_config's (or OpenSSH's default) ones."""
+        if self.known_hosts and not os.path.exists(os.path.expanduser(self.known_hosts)):
             raise RemoteError("machine %s: known_hosts file %s does not exist"
                               % (self.name, self.known_hosts))
-        return files
+        return [path for path in self.route.known_hosts_files if os.path.exists(path)]
 
     def _where(self):
         return "machine %s (%s)" % (self.name, self.host)
@@ -226,3 +309,6 @@ class SSHRemote(Remote):
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+            for client in reversed(self._hops):
+                client.close()
+            self._hops = []
