@@ -45,12 +45,17 @@ LOCAL_MACHINE = "localhost"
 
 
 class Machine:
-    """A merged, validated machine description; settings read as attributes."""
+    """A merged, validated machine description; settings read as attributes.
 
-    def __init__(self, name, settings, origins):
+    ``notes``: lines about the machine that change nothing in its jobs (for
+    ``doit machine=X check``), e.g. the FabSim3 settings hpcdo has no use for.
+    """
+
+    def __init__(self, name, settings, origins, notes=None):
         self.name = name
         self._settings = settings
         self._origins = origins       # key -> "file:line"
+        self.notes = list(notes or [])
 
     def __getattr__(self, key):
         try:
@@ -107,6 +112,9 @@ class Catalogue:
         self.defaults = []            # Layers named "default", in order
         self.entries = {}             # name -> [Layer, ...] in order
         self.fabsim = []              # what each imported FabSim3 machines.yml gave (hpcdo.fabsim)
+        self.replaced = {}            # name -> the line saying a FabSim3 machine replaced hpcdo's
+        self.imported = {}            # name -> what the FabSim3 files it came from say (FabsimMachines)
+        self.kept = {}                # name -> the line saying hpcdo's localhost was kept
         for path in self.files:
             for name, layer in load_yaml(path).items():
                 if name == FABSIM_KEY:
@@ -145,28 +153,53 @@ class Catalogue:
         for name, layers in found.entries.items():
             if name == LOCAL_MACHINE:
                 # hpcdo's own localhost (no SSH, background jobs) stays what it is
-                found.warn(name, "%s: FabSim3's machine '%s' is not imported: hpcdo's built-in %s is used"
-                           % (layer.where, name, name))
+                self.kept[name] = ("%s: FabSim3's machine '%s' is not imported: hpcdo's built-in %s is used"
+                                   % (layer.where, name, name))
                 continue
+            self.imported[name] = found
+            # A FabSim3 machine named like one hpcdo ships replaces it as a whole: mixing two
+            # descriptions of one site key by key gives a machine neither file describes.  The
+            # project's own files still apply on top (machines_user.yml: user, account ...).
+            # A FabSim3 machine left out is not here: asking for it raises its error (machine()).
+            own = self.entries.pop(name, [])
+            shipped = [one for one in own if _shipped(one.where)]
+            own = [one for one in own if not _shipped(one.where)]
+            if shipped:
+                first = layers[0]
+                self.replaced[name] = (
+                    "%s:%d: FabSim3's machine '%s' replaces hpcdo's machine of that name (%s) as a "
+                    "whole: none of hpcdo's settings for it apply"
+                    % (first.where, first.name_line, name, _shipped_name(shipped[-1].where)))
             # FabSim3's own default block applies to its machines only, once,
             # at the root of each extends chain
             if not any(one.values.get("extends") for one in layers):
                 layers = list(found.defaults) + list(layers)
-            for one in layers:
+            for one in list(layers) + own:
                 self._add(name, one)
 
     def names(self):
         return sorted(self.entries)
 
     def warnings(self, name):
-        """One line each: what imported FabSim3 files say about machine ``name`` that hpcdo ignores."""
-        return [w for found in self.fabsim for w in found.warnings_for(name)]
+        """One line each, about machine ``name`` only: where its jobs differ from what its FabSim3
+        description would submit, and that it replaced hpcdo's machine of the same name."""
+        lines = [self.replaced[name]] if name in self.replaced else []
+        found = self.imported.get(name)
+        return lines + (found.warnings_for(name) if found else [])
+
+    def notes(self, name):
+        """One line each: what imported FabSim3 files say about machine ``name`` that changes no job."""
+        lines = [self.replaced[name]] if name in self.replaced else []
+        lines += [self.kept[name]] if name in self.kept else []
+        found = self.imported.get(name)
+        return lines + (found.notes_for(name) if found else [])
 
     def machine(self, name, overrides=None):
         """Merge and validate machine ``name``; ``overrides`` is a command-line Layer."""
+        for found in self.fabsim:
+            # a FabSim3 machine left out says why, even where hpcdo ships one of that name
+            found.require(name)
         if name not in self.entries:
-            for found in self.fabsim:
-                found.require(name)             # a FabSim3 machine left out says why
             raise ConfigError("unknown machine '%s'%s; known machines: %s"
                               % (name, nearest(name, self.entries), ", ".join(self.names())))
         settings, origins = {}, {}
@@ -191,7 +224,7 @@ class Catalogue:
                                       % (origins[key], name, key, key))
         for key in SCHEMA:
             settings.setdefault(key, None)
-        return Machine(name, settings, origins)
+        return Machine(name, settings, origins, self.notes(name))
 
     def _chain(self, name, seen):
         """The layers of ``name``, its ``extends`` parents' first."""
@@ -209,6 +242,15 @@ class Catalogue:
                               % (where, name, parent, nearest(parent, self.entries)))
         chain = self._chain(parent, seen + [name]) if parent else []
         return chain + layers
+
+
+def _shipped(path):
+    """Whether ``path`` is one of hpcdo's own machine files (built-in or catalogue)."""
+    return path == BUILTIN or os.path.dirname(path) == CATALOGUE_DIR
+
+
+def _shipped_name(path):
+    return os.path.relpath(path, os.path.dirname(os.path.dirname(BUILTIN)))
 
 
 def _apply(settings, origins, layer):

@@ -41,28 +41,37 @@ batch_header               the template's directives: partition, account,
                            means what hpcdo's does: SGE h_vmem, PBS mem),
                            the rest as ``directives``; options hpcdo writes
                            for every job (name, time, tasks, nodes, output,
-                           working directory, shell) are dropped
+                           working directory, shell) are dropped; ``export``
+                           lines: env (a plain value) or assignments in
+                           front of run_command (a value the job's shell
+                           expands, e.g. $SLURM_CPUS_PER_TASK)
   (header not found)       budget account, partition_name (or queue)
                            partition, qos_name qos
 run_command                run_command; $cores $nodes $corespernode kept,
                            other $vars filled from the machine
-work_path_template (with   remote_root, filled from the machine's settings
-runtime_path_template,
-home_path_template,
-fabric_dir, username ...)
+work_path_template (with   remote_root, filled from the machine's settings;
+runtime_path_template,     a shell variable ($SCRATCH) is left for the
+home_path_template,        machine, and past the path's start it is expanded
+fabric_dir, username ...)  by a shell_setup line (HPCDO_FABSIM_ROOT)
+memory                     $memory in a header; 2GB where unset, as FabSim3
 modules                    modules: all (as written), unloaded ("unload x"),
                            loaded ("load x")
 run_prefix_commands        shell_setup
 import                     extends
 =========================  ==================================================
 
-Everything else is left out with a warning saying why (FabSim3 internals
-that change nothing in a job are left out quietly).  A machine that cannot
-be resolved (an unknown ``$var``, a job_dispatch hpcdo does not drive, a
-wrong type) is left out with a warning, and its error is kept for when
-someone asks for that machine: FabSim3's shipped files describe machines
-hpcdo cannot drive (LoadLeveler, QCG), and one of them must not stop the
-others from loading.
+Everything else is left out with a line saying why, about each machine
+that has the key (a ``default:`` block's key about every machine that
+inherits it): a warning where the machine's jobs differ from what FabSim3
+would submit, a note (``Machine.notes``, for ``doit machine=X check``)
+where nothing in a job changes; FabSim3 internals are left out quietly.
+A machine that cannot be resolved (an unknown ``$var``, a job_dispatch
+hpcdo does not drive, a wrong type) is left out, and its error is raised
+when someone asks for that machine, even where hpcdo ships a machine of
+that name: FabSim3's shipped files describe machines hpcdo cannot drive
+(LoadLeveler, QCG), and one of them must not stop the others from loading.
+A FabSim3 machine named like one hpcdo ships replaces it as a whole
+(:class:`hpcdo.config.Catalogue`).
 
 The package, one concern a module: :mod:`.loader` reads the files and
 resolves each machine in FabSim3's order, :mod:`.mapping` maps one
@@ -72,5 +81,6 @@ machine's settings onto hpcdo keys (and says why the rest is left out),
 """
 
 from .loader import FabsimMachines, load
+from .mapping import NOTE, WARN
 
-__all__ = ["FabsimMachines", "load"]
+__all__ = ["FabsimMachines", "load", "NOTE", "WARN"]

@@ -14,6 +14,7 @@ qos_name) map straight onto hpcdo's keys.
 
 import os
 import re
+import shlex
 import string
 
 from .. import ConfigError
@@ -40,7 +41,7 @@ _SLURM = {
     "-D": DROP, "--chdir": DROP, "--workdir": DROP,
     # hpcdo writes the run's tasks per node and cpus per task (threads); a header's
     # fixed line would come later and win over them
-    "--ntasks-per-node": DROP, "--cpus-per-task": DROP, "-c": DROP,
+    "--ntasks-per-node": DROP, "--tasks-per-node": DROP, "--cpus-per-task": DROP, "-c": DROP,
     "-p": "partition", "--partition": "partition", "-A": "account", "--account": "account",
     "-q": "qos", "--qos": "qos",
     # --mem stays a directive: FabSim3's is per node, hpcdo's memory per job
@@ -66,6 +67,9 @@ SGE_HINTS = ("sge", "uge", "gridengine", "myriad", "legion", "grace", "kathleen"
 
 OPTION_RE = re.compile(r"^(--?[A-Za-z][A-Za-z0-9_-]*)(?:(?:=|\s+)(.*))?\Z")
 
+#: a header's ``export NAME=VALUE`` line
+EXPORT_RE = re.compile(r"^export\s+([A-Za-z_][A-Za-z0-9_]*)=(.*)\Z")
+
 
 class BatchHeader:
     """The batch part of one machine's mapping (a :class:`~.mapping.Mapping`), written into its result."""
@@ -80,6 +84,8 @@ class BatchHeader:
         self.warn, self.unknown = machine.warn, machine.unknown
         self.keys = {}                # hpcdo key -> (value, file, line)
         self.directives = []          # (text, file, line)
+        self.env = {}                 # export lines with a plain value: name -> (value, file, line)
+        self.assignments = []         # export lines the job's shell must expand: (NAME=text, file, line)
 
     def resolve(self):
         """Set the machine's scheduler and the keys and directives its header and job_dispatch give."""
@@ -127,6 +133,7 @@ class BatchHeader:
         if self.directives:
             _text, path, line = self.directives[0]
             self.result.out["directives"] = ([d for d, _p, _l in self.directives], path, line)
+        carry_exports(self.result, self.env, self.assignments)
 
     def qsub_kind(self, header, hsrc, lines, dsrc):
         """Grid Engine or PBS, both submitted with qsub: the header's directives tell, else its name."""
@@ -184,8 +191,28 @@ class BatchHeader:
                 continue
             if line.startswith("#"):
                 continue
-            self.warn(hsrc, path, number, "%s: line %r not carried over (hpcdo takes only a header's "
-                      "directives; put such settings in env: or a jobscript template)" % (what, line))
+            export = EXPORT_RE.match(line)
+            if export:
+                self.export(export.group(1), export.group(2), path, number, what, hsrc)
+                continue
+            self.warn(hsrc, path, number, "%s: line %r not carried over (hpcdo takes a header's directives "
+                      "and export lines; put other shell in a jobscript template, see jobscript:)"
+                      % (what, line))
+
+    def export(self, name, text, path, number, what, src):
+        """One ``export NAME=VALUE`` line of the header, filled in as FabSim3 fills it."""
+        filled = self.fill(text, path, number, what, "export %s=%s" % (name, text), src, False, shell=True)
+        if filled is None:
+            return
+        value = filled[0]
+        try:
+            words = shlex.split(value) if "$" not in value and "`" not in value else None
+        except ValueError:
+            words = None
+        if words is not None and len(words) == 1:
+            self.env[name] = (words[0], path, number)
+        else:
+            self.assignments.append(("%s=%s" % (name, value), path, number))
 
     def directive(self, scheduler, body, path, number, what, src, dispatch=False):
         """One scheduler option from a header line or job_dispatch: a key, a directive, or dropped."""
@@ -228,10 +255,12 @@ class BatchHeader:
         if filled is not None:
             self.directives.append((filled[0], path, number))
 
-    def fill(self, text, path, number, what, body, src, dispatch):
+    def fill(self, text, path, number, what, body, src, dispatch, shell=False):
         """``text`` with the machine's $vars filled in: (text, origin of the first var or None).
 
-        None, with a warning, if it needs a value FabSim3 knows only per job.
+        None, with a warning, if it needs a value FabSim3 knows only per job.  With ``shell``
+        (a line the job's shell runs), a $var the machine does not set is the shell's, left
+        as written, as FabSim3 leaves it.
         """
         origin = []
         late = []
@@ -248,6 +277,8 @@ class BatchHeader:
                 if vsrc is not None and not origin:
                     origin.append((vsrc.path, vsrc.line(var)))
                 return self.ctx[var]
+            if shell:
+                return None
             if dispatch:
                 raise self.unknown(src, "job_dispatch", var, body)
             raise ConfigError("%s:%d: %s: %s directive %r: unknown variable $%s (not set for this "
@@ -255,10 +286,30 @@ class BatchHeader:
                               % (path, number, self.label, what, body, var))
         filled = substitute(text, lookup)
         if late:
-            self.warn(src, path, number, "%s: directive %r ignored (it uses $%s, which FabSim3 fills in per "
-                      "job; hpcdo's directives are fixed text)" % (what, body, late[0]))
+            kind = "line" if shell else "directive"
+            self.warn(src, path, number, "%s: %s %r ignored (it uses $%s, which FabSim3 fills in per "
+                      "job; hpcdo's %ss are fixed text)" % (what, kind, body, late[0], kind))
             return None
         return filled, (origin[0] if origin else None)
+
+
+def carry_exports(result, env, assignments):
+    """A header's export lines, into the job: as ``env`` where the value is plain text, and
+    where the job's shell must expand it ($SLURM_CPUS_PER_TASK), as assignments in front of
+    the run command, which is the job's one command (``$`` doubled: run_command fills
+    ``$cores`` and the like).  ``env``: name -> (value, file, line); ``assignments``:
+    (NAME=text, file, line)."""
+    if env:
+        _value, path, line = next(iter(env.values()))
+        result.out["env"] = ({k: v for k, (v, _p, _l) in env.items()}, path, line)
+    if assignments:
+        words = " ".join(text.replace("$", "$$") for text, _p, _l in assignments)
+        command = result.out.get("run_command")
+        if command is not None and command[0]:
+            result.out["run_command"] = ("%s %s" % (words, command[0]),) + command[1:]
+        else:
+            _text, path, line = assignments[0]
+            result.out["run_command"] = (words, path, line)
 
 
 def template_dirs(machine):

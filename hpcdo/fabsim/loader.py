@@ -12,8 +12,8 @@ import os
 
 from .. import ConfigError
 from ..layer import MACHINE_NAME, Layer, load_yaml
-from .mapping import Mapping, check_default, default_layer, left_out
-from .values import modules_map
+from .mapping import NOTE, WARN, Mapping, check_default, default_layer, left_out
+from .values import kind_of, modules_map
 
 
 class FabsimMachines:
@@ -23,32 +23,42 @@ class FabsimMachines:
     user's), with the keys that map one to one.  ``entries``: {machine name:
     [Layer, ...]}, each machine's whole description split by the file each
     value came from (machines.yml, then machines_user.yml, then the batch
-    header).  ``warnings``: one line each, ``FILE:LINE: machine 'x': ...``.
+    header).  ``warnings``: one line each, ``FILE:LINE: machine 'x': ...``,
+    about what changes a job (FabSim3 would submit it otherwise);
+    ``notes``: the same for the rest (FabSim3 settings hpcdo has no use for).
     ``errors``: {name: message} for machines left out.
+
+    Each line belongs to the machines it concerns: a key of a ``default:``
+    block to every machine that inherits it and does not use it, so a
+    machine's lines (:meth:`warnings_for`, :meth:`notes_for`) say all about
+    it and nothing about the others.
     """
 
     def __init__(self):
         self.defaults = []
         self.entries = {}
         self.warnings = []
+        self.notes = []
         self.errors = {}
-        self._scoped = []             # (scope, text): scope is "default" or a machine name
-        self._ancestors = {}          # name -> [its extends parents, nearest first]
+        self._scoped = []             # (machine name, level, text); level "warn" or "note"
 
     def require(self, name):
         """Raise the ConfigError that left machine ``name`` out, if one did."""
         if name in self.errors:
             raise ConfigError(self.errors[name])
 
-    def warn(self, scope, text):
-        """Add a warning about machine ``scope`` (or "default": about all of them)."""
-        self.warnings.append(text)
-        self._scoped.append((scope, text))
+    def warn(self, name, text, level=WARN):
+        """Add a line about machine ``name``: a warning, or (``level`` NOTE) a note."""
+        (self.warnings if level == WARN else self.notes).append(text)
+        self._scoped.append((name, level, text))
 
     def warnings_for(self, name):
-        """The warnings about machine ``name``: its own, its parents', the default blocks'."""
-        scopes = {"default", name} | set(self._ancestors.get(name, []))
-        return [text for scope, text in self._scoped if scope in scopes]
+        """The warnings about machine ``name``: what hpcdo does differently from FabSim3 in its jobs."""
+        return [text for scope, level, text in self._scoped if scope == name and level == WARN]
+
+    def notes_for(self, name):
+        """The notes about machine ``name``: FabSim3 settings it has that change nothing in its jobs."""
+        return [text for scope, level, text in self._scoped if scope == name and level == NOTE]
 
 
 class _Source:
@@ -119,6 +129,7 @@ class _Loader:
         self.defaults = [s for s in (main.get("default"), user.get("default")) if s is not None]
         self.found = FabsimMachines()
         self.results = {}
+        self._lines = []              # (machine name, file order, file, line, text, level)
         # each file's place, for sorting warnings: machines.yml, private, user, then headers
         self.file_order = {src.path: src.order for src in list(main.values()) + list(user.values())}
 
@@ -154,30 +165,25 @@ class _Loader:
         for name, message in failed.items():
             self.found.errors[name] = message
             src = self._own(name)[0]
-            self.found._scoped.append((name, src.order, src.path, src.name_line,
-                                       "%s; machine left out" % message))
+            self._lines.append((name, src.order, src.path, src.name_line,
+                                "%s; machine left out" % message, WARN))
         self._inherit_nulls()
         for name in names:
             if name in self.results:
                 self.found.entries[name] = self._layers(self.results[name])
-                self.found._ancestors[name] = self._ancestor_names(name)
         self.found.defaults = [default_layer(src) for src in self.defaults]
-        sources = list(self.defaults) + [s for n in names for s in self._own(n)]
-        self.found._scoped += left_out(self.defaults, list(self.results.values()), sources)
-        self.found._scoped.sort(key=lambda w: w[1:4])
-        scoped, texts = [], []
-        for scope, _order, _path, _line, text in self.found._scoped:
-            if (scope, text) not in scoped:
-                scoped.append((scope, text))
-            if text not in texts:
-                texts.append(text)
-        self.found._scoped = scoped
-        self.found.warnings = texts
+        self._lines += left_out(self.defaults, list(self.results.values()))
+        self._lines.sort(key=lambda w: w[1:4])
+        seen = set()
+        for scope, _order, _path, _line, text, level in self._lines:
+            if (scope, text) not in seen:
+                seen.add((scope, text))
+                self.found._scoped.append((scope, level, text))
+        for level, texts in ((WARN, self.found.warnings), (NOTE, self.found.notes)):
+            for _scope, one, text in self.found._scoped:
+                if one == level and text not in texts:
+                    texts.append(text)
         return self.found
-
-    def _warn(self, scope, order, path, line, text):
-        """A warning about ``scope`` ("default" or a machine); ``text`` follows "FILE:LINE: "."""
-        self.found._scoped.append((scope, order, path, line, "%s:%d: %s" % (path, line, text)))
 
     def order(self, path):
         return self.file_order.get(path, 3)
@@ -202,8 +208,8 @@ class _Loader:
             if value is None:
                 continue
             if not isinstance(value, str) or not value:
-                raise ConfigError("%s: %s: key 'import' must be a machine name, not %r"
-                                  % (src.at("import"), src.label, value))
+                raise ConfigError("%s: %s: key 'import' must be a machine name, not %s"
+                                  % (src.at("import"), src.label, kind_of(value)))
             parent = (value, src)
         if parent is None:
             return own, None

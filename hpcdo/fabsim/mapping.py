@@ -21,6 +21,25 @@ RUN_VARIABLES = frozenset(VARIABLES)
 
 SHELL_VAR_RE = re.compile(r"^[A-Z_][A-Z0-9_]*\Z")
 
+#: a work root hpcdo's remote_root takes as it is: a leading ~ or $VAR, then no other $
+ROOT_SHELL_RE = re.compile(r"^(~|\$\{?[A-Za-z_][A-Za-z0-9_]*\}?)?[^$]*\Z")
+ROOT_UNQUOTABLE = re.compile(r'["\\`]')
+#: the variable the work root is computed in, when it needs the machine's shell
+ROOT_VARIABLE = "HPCDO_FABSIM_ROOT"
+
+#: FabSim3's $memory where a machine sets none
+DEFAULT_MEMORY = "2GB"
+
+#: the two kinds of line about a machine: a warning (printed on each call with the
+#: machine: its jobs differ from what FabSim3 would submit) and a note (for
+#: ``doit machine=X check``: a FabSim3 setting that changes nothing in a job)
+WARN, NOTE = "warn", "note"
+
+#: keys whose being left out changes how the machine is reached, when set at all
+WARN_ALWAYS = frozenset(("manual_gsissh", "manual_sshpass", "sshpass", "ssh_monsoon_mode", "remote_compute"))
+#: keys whose being left out changes a job's layout, unless they say what hpcdo does anyway (1)
+WARN_UNLESS_ONE = frozenset(("cpuspertask", "taskspernode"))
+
 
 #: keys hpcdo leaves out, and why
 WHY = {
@@ -100,6 +119,7 @@ class Mapping:
         self.anchor = own[0]
         self.label = "machine '%s'" % name
         self.index = {id(src): i for i, src in enumerate(loader.defaults + result.chain)}
+        self.root_setup = None        # (shell line computing the work root, its source, its key)
 
     # -- reading merged settings -----------------------------------------------
     def get(self, key, kind="text"):
@@ -119,11 +139,10 @@ class Mapping:
     def use(self, *keys):
         self.result.used.update(keys)
 
-    def warn(self, owner, path, line, text):
-        """A warning about what ``owner`` (the FabSim3 block that holds the key) says."""
-        scope = "default" if owner.default else owner.name
-        self.result.warnings.append((scope, self.loader.order(path), path, line,
-                                     "%s:%d: %s: %s" % (path, line, owner.label, text)))
+    def warn(self, owner, path, line, text, level=WARN):
+        """A line about what ``owner`` (the FabSim3 block that holds the key) says, for this machine."""
+        self.result.warnings.append((self.name, self.loader.order(path), path, line,
+                                     "%s:%d: %s: %s" % (path, line, owner.label, text), level))
 
     def context(self):
         values = {}
@@ -131,6 +150,8 @@ class Mapping:
             if isinstance(value, (str, int, float)) and value is not None:
                 values[key] = str(value)
         values["machine_name"] = self.name
+        # FabSim3 gives a job 2GB when the machine sets no memory (fab.py, calc_total_mem)
+        values.setdefault("memory", DEFAULT_MEMORY)
         return values
 
     # -- the mapping ---------------------------------------------------------------
@@ -189,8 +210,8 @@ class Mapping:
                 if var in self.ctx:
                     self.use(var)
                     return self.ctx[var]
-                if at_start and SHELL_VAR_RE.match(var):
-                    return None       # left for the machine's shell, e.g. $HOME or $WORK
+                if SHELL_VAR_RE.match(var):
+                    return None       # left for the machine's shell, e.g. $HOME, $WORK, /lustre/$SCRATCH
                 raise self.unknown(src, key, var, text)
             return substitute(text, lookup), origin[0]
 
@@ -201,6 +222,16 @@ class Mapping:
         root = root.rstrip("/") or root
         if not root:
             raise ConfigError("%s: %s: key '%s' gives an empty work path" % (src.at(key), self.label, key))
+        if ROOT_SHELL_RE.match(root) is None:
+            # a shell variable past the start, which hpcdo's remote_root does not expand: the
+            # machine's shell computes the path before every command, as FabSim3's commands do
+            if ROOT_UNQUOTABLE.search(root):
+                raise ConfigError("%s: %s: key '%s' gives a work path with a \", \\ or ` in it, which "
+                                  "cannot be used as a directory name" % (src.at(key), self.label, key))
+            value = "$HOME" + root[1:] if root.startswith("~/") else root
+            self.root_setup = ('%s="%s"' % (ROOT_VARIABLE, value), src, key)
+            self.put("shell_setup", [self.root_setup[0]], src, key)
+            root = "$" + ROOT_VARIABLE
         self.put("remote_root", root, src, key)
         # later templates (run_prefix_commands, headers) may use the paths, as in FabSim3
         self.ctx.update(home_path=found["home_path"][0], runtime_path=found["runtime_path"][0],
@@ -245,7 +276,7 @@ class Mapping:
                 continue
             self.warn(src, src.path, src.line("modules"),
                       "key 'modules' entry '%s' ignored (FabSim3 loads those only when it runs its "
-                      "script '%s'; put them in the recipe's modules)" % (sub, sub))
+                      "script '%s'; put them in the recipe's modules)" % (sub, sub), NOTE)
         last = self.result.module_sources[-1]
         self.put("modules", lines, last, "modules")
 
@@ -257,7 +288,7 @@ class Mapping:
         self.use("run_prefix_commands")
         if not commands:
             return
-        out = []
+        out = [self.root_setup[0]] if self.root_setup else []
         for text in commands:
             def lookup(var, _at_start, text=text):
                 if var in self.ctx and var not in JOB_TIME:
@@ -305,35 +336,44 @@ def check_default(src):
         str_list(src, "run_prefix_commands", src.values["run_prefix_commands"])
 
 
-def left_out(defaults, results, sources):
-    """A warning (scope, file order, file, line, text) for each key no machine used, with why.
+def left_out(defaults, results):
+    """A line (machine, file order, file, line, text, level) for each key a machine did not use, with why.
 
-    ``results``: each machine's resolution, whose own warnings come first;
-    ``sources``: the FabSim3 blocks to look through, in file order.
+    ``results``: each machine's resolution, whose own lines come first.  A
+    key of a ``default:`` block or an imported machine is said about every
+    machine that inherits it, and about no other.
     """
-    consumed = set()
-    live = set()
-    warnings = []
+    lines = []
     for result in results:
+        lines += result.warnings
+        used = {id(src) for src in result.module_sources}
+        last = {}                     # key -> the block whose value the machine has (the last)
         for src in defaults + result.chain:
-            live.add(id(src))
             for key in src.values:
-                if key != "modules" and key in result.used:
-                    consumed.add((id(src), key))
-        for src in result.module_sources:
-            consumed.add((id(src), "modules"))
-        warnings += result.warnings
-    for src in sources:
-        if id(src) not in live:
-            continue
-        for key, value in src.values.items():
-            if (id(src), key) in consumed or key in QUIET or is_empty(value):
-                continue
-            if key == "modules" and src.default and src.user:
-                reason = "FabSim3 takes the default modules from machines.yml's default block only"
-            else:
-                reason = why(key)
-            line = src.line(key)
-            warnings.append(("default" if src.default else src.name, src.order, src.path, line,
-                             "%s:%d: %s: key '%s' ignored (%s)" % (src.path, line, src.label, key, reason)))
-    return warnings
+                last[key] = src
+        for src in defaults + result.chain:
+            for key, value in src.values.items():
+                if key == "modules" and id(src) in used:
+                    continue
+                if key != "modules" and last[key] is not src:
+                    continue          # another block's value replaced this one
+                if (key != "modules" and key in result.used) or key in QUIET or is_empty(value):
+                    continue
+                if key == "modules" and src.default and src.user:
+                    reason = "FabSim3 takes the default modules from machines.yml's default block only"
+                else:
+                    reason = why(key)
+                line = src.line(key)
+                lines.append((result.name, src.order, src.path, line,
+                              "%s:%d: %s: key '%s' ignored (%s)" % (src.path, line, src.label, key, reason),
+                              level(key, value)))
+    return lines
+
+
+def level(key, value):
+    """WARN if leaving FabSim3 key ``key`` out changes a job or the login, else NOTE."""
+    if key in WARN_ALWAYS:
+        return WARN
+    if key in WARN_UNLESS_ONE and str(value).strip() != "1":
+        return WARN
+    return NOTE

@@ -8,6 +8,7 @@ files (:mod:`.loader`), hpcdo's keys (:mod:`.mapping`) or batch headers
 import string
 
 from .. import ConfigError
+from ..schema import kind as kind_of
 
 #: FabSim3 variables filled in per job (fabsim/base/fab.py); hpcdo cannot know them in advance
 JOB_TIME = frozenset((
@@ -54,7 +55,8 @@ def typed(src, key, value, kind):
         if kind == "text" and key == "username" and isinstance(value, int) and not isinstance(value, bool):
             return str(value)
         wants = "a string"
-    raise ConfigError("%s: %s: key '%s' must be %s, not %r" % (src.at(key), src.label, key, wants, value))
+    # the value's type, never the value: a user's file may hold a secret in the wrong place
+    raise ConfigError("%s: %s: key '%s' must be %s, not %s" % (src.at(key), src.label, key, wants, kind_of(value)))
 
 
 def str_list(src, key, value):
@@ -62,8 +64,8 @@ def str_list(src, key, value):
         return [value] if value.strip() else []
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return list(value)
-    raise ConfigError("%s: %s: key '%s' must be a list of strings, not %r"
-                      % (src.at(key), src.label, key, value))
+    raise ConfigError("%s: %s: key '%s' must be a list of strings, not %s"
+                      % (src.at(key), src.label, key, kind_of(value)))
 
 
 def modules_map(value, src):
@@ -71,15 +73,15 @@ def modules_map(value, src):
     if isinstance(value, list):
         value = {"all": value}
     if not isinstance(value, dict):
-        raise ConfigError("%s: %s: key 'modules' must be a list or a mapping of lists, not %r"
-                          % (src.at("modules"), src.label, value))
+        raise ConfigError("%s: %s: key 'modules' must be a list or a mapping of lists, not %s"
+                          % (src.at("modules"), src.label, kind_of(value)))
     out = {}
     for sub, entries in value.items():
         if entries is None:
             entries = []
         if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
-            raise ConfigError("%s: %s: key 'modules' entry '%s' must be a list of strings, not %r"
-                              % (src.at("modules"), src.label, sub, entries))
+            raise ConfigError("%s: %s: key 'modules' entry '%s' must be a list of strings, not %s"
+                              % (src.at("modules"), src.label, sub, kind_of(entries)))
         out[str(sub)] = list(entries)
     return out
 

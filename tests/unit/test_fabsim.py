@@ -204,50 +204,53 @@ def test_the_users_default_modules_are_ignored_as_fabsim3_does(found):
     assert m["modules"] == []
     line = line_of(USER, "modules:")
     assert ("%s:%d: default: key 'modules' ignored (FabSim3 takes the default modules from machines.yml's "
-            "default block only)" % (USER, line)) in found.warnings
+            "default block only)" % (USER, line)) in found.notes_for("localhost")
 
 
 # -- warnings -------------------------------------------------------------------------
 
-def test_ignored_keys_are_warned_with_file_line_and_reason(found):
-    w = found.warnings
+def test_ignored_keys_are_said_with_file_line_and_reason(found):
+    """What changes nothing in a job is a note (for ``check``); what changes one is a warning."""
+    notes, w = found.notes, found.warnings
     stat = line_of(MACHINES, "stat:", after="kestrel:")
     assert "%s:%d: machine 'kestrel': key 'stat' ignored (hpcdo asks the scheduler about jobs itself)" % (
-        MACHINES, stat) in w
+        MACHINES, stat) in notes
     ssh = line_of(USER, "manual_ssh: true")
     assert any(x.startswith("%s:%d: machine 'kestrel': key 'manual_ssh' ignored (hpcdo always connects "
-                            "with its own SSH client" % (USER, ssh)) for x in w)
+                            "with its own SSH client" % (USER, ssh)) for x in notes)
     venv = line_of(MACHINES, "virtual_env_path")
     assert any(x.startswith("%s:%d: machine 'kestrel': key 'virtual_env_path' ignored (" % (MACHINES, venv))
-               for x in w)
+               for x in notes)
     assert any(x.startswith("%s:%d: machine 'localhost': key 'python_build' ignored (" % (
-        MACHINES, line_of(MACHINES, "python_build"))) for x in w)
+        MACHINES, line_of(MACHINES, "python_build"))) for x in notes)
     walltime = line_of(USER, "job_wall_time")
     assert "%s:%d: machine 'kestrel': key 'job_wall_time' ignored (hpcdo takes the walltime of each run " \
-           "from the recipe)" % (USER, walltime) in w
+           "from the recipe)" % (USER, walltime) in notes
     plugin = line_of(USER, "lammps_exec")
-    assert any(x.startswith("%s:%d: machine 'myriadlike': key 'lammps_exec' ignored (" % (USER, plugin)) for x in w)
+    assert any(x.startswith("%s:%d: machine 'myriadlike': key 'lammps_exec' ignored (" % (USER, plugin))
+               for x in notes)
     modules = line_of(MACHINES, "modules:", after="kestrel:")
     assert any(x.startswith("%s:%d: machine 'kestrel': key 'modules' entry 'lammps' ignored (" % (MACHINES, modules))
-               for x in w)
-    header = os.path.join(TEMPLATES, "slurm-kestrel")
-    assert any(x.startswith("%s:%d: machine 'kestrel': batch_header 'slurm-kestrel': line "
-                            "'export OMP_NUM_THREADS=1' not carried over" % (header, line_of(header, "OMP_NUM")))
-               for x in w)
+               for x in notes)
+    # cpuspertask 1 is what hpcdo writes for a run without threads; taskspernode 128 is not
+    assert any("key 'cpuspertask' ignored (hpcdo writes each run's cpus per task itself" in x for x in notes)
+    tpn = line_of(MACHINES, "taskspernode: 128")
+    assert any(x.startswith("%s:%d: machine 'kestrel': key 'taskspernode' ignored (" % (MACHINES, tpn)) for x in w)
     sge = os.path.join(TEMPLATES, "sge-ucl")
     assert any(x.startswith("%s:1: machine 'myriadlike': batch_header 'sge-ucl': first line '#!/bin/bash -l'" % sge)
                for x in w)
-    every = "\n".join(w)
+    # a header's export line reaches the job: nothing is said about it
+    assert not any("OMP_NUM_THREADS" in x for x in w + notes)
+    every = "\n".join(w + notes)
     # false settings change nothing, FabSim3 internals are quiet, keys hpcdo used are not warned about
-    assert "'manual_ssh' ignored" not in "\n".join(x for x in w if x.startswith("%s:%d:" % (
+    assert "'manual_ssh' ignored" not in "\n".join(x for x in w + notes if x.startswith("%s:%d:" % (
         MACHINES, line_of(MACHINES, "manual_ssh: false"))))
-    assert any("key 'cpuspertask' ignored (hpcdo writes each run's cpus per task itself" in x for x in w)
     for quiet in ("rich_console", "manual_gsissh", "local_templates_path", "'budget'", "'project'",
                   "'queue'", "'memory'", "'username'"):
         assert quiet not in every, quiet
     # one line each, every one naming its file and line
-    assert len(w) == len(set(w))
-    assert all(x.split(":")[1].isdigit() for x in w), w
+    assert len(w) == len(set(w)) and len(notes) == len(set(notes))
+    assert all(x.split(":")[1].isdigit() for x in w + notes), w + notes
 
 
 def test_machine_hpcdo_cannot_drive_is_left_out_with_a_warning(found):
@@ -262,12 +265,14 @@ def test_machine_hpcdo_cannot_drive_is_left_out_with_a_warning(found):
     found.require("kestrel")                                 # no error: nothing happens
 
 
-def test_warnings_for_one_machine(found):
-    mine = found.warnings_for("kestrel_short")
+def test_lines_for_one_machine(found):
+    mine = found.notes_for("kestrel_short")
     assert any("machine 'kestrel': key 'stat' ignored" in w for w in mine)      # its import's
-    assert any(" default: key 'stat' ignored" in w for w in mine)               # the default block's
-    assert not any("myriadlike" in w or "oldbluegene" in w for w in mine)
-    assert set(mine) <= set(found.warnings)
+    assert any(" default: key 'temp_path_template' ignored" in w for w in mine)  # the default block's
+    everything = found.notes_for("kestrel_short") + found.warnings_for("kestrel_short")
+    assert not any("myriadlike" in w or "oldbluegene" in w for w in everything)
+    assert set(mine) <= set(found.notes)
+    assert set(found.warnings_for("kestrel_short")) <= set(found.warnings)
 
 
 # -- errors -----------------------------------------------------------------------------
@@ -316,7 +321,8 @@ def test_wrong_type_names_file_line_and_key(tmp_path):
     assert "hpc" not in found.entries
     with pytest.raises(ConfigError) as err:
         found.require("hpc")
-    assert str(err.value) == "%s:3: machine 'hpc': key 'cores' must be a positive integer, not 'many'" % user
+    # its type, never the value: a file may hold a secret in the wrong place
+    assert str(err.value) == "%s:3: machine 'hpc': key 'cores' must be a positive integer, not a string" % user
     with pytest.raises(ConfigError, match=r"machines_user\.yml:3: machine 'hpc': key 'cores'"):
         fabsim.load(path, user, strict=True)
     # FabSim3 takes numbers written as strings
@@ -363,9 +369,7 @@ def test_leading_shell_variable_is_left_for_the_machine(tmp_path):
     path = write(tmp_path, "machines.yml", BASE + "  runtime_path_template: $SCRATCH/$username\n")
     m, _ = merged(fabsim.load(path, write(tmp_path, "u.yml", "default: {username: me}\n")), "hpc")
     assert m["remote_root"] == "$SCRATCH/me/FabSim"
-    path = write(tmp_path, "machines.yml", BASE + "  runtime_path_template: /scratch/$USER\n")
-    found = fabsim.load(path, write(tmp_path, "u.yml", "default: {username: me}\n"))
-    assert "unknown variable $USER" in found.errors["hpc"]
+    assert "shell_setup" not in m
 
 
 def test_run_command_variables(tmp_path):
@@ -560,3 +564,186 @@ def test_config_keeps_the_names_other_modules_import():
         assert hasattr(config, name), name
     assert config.Layer is layer.Layer and config.SCHEMA is schema.SCHEMA
     assert callable(fabsim.load) and fabsim.FabsimMachines
+
+
+# -- FabSim3's own shipped files (issue 13: "FabSim3 files, faithfully") -------------------
+# tests/data/fabsim3/upstream holds FabSim3's machines.yml, its example user file and a few
+# of its batch headers, unchanged (see the README there).  The user file is the example with
+# its <placeholders> filled in, as FabSim3 asks ("Copy this file as machines_user.yml, and
+# fill in your details").
+
+UPSTREAM = os.path.join(DATA, "upstream")
+UP_MACHINES = os.path.join(UPSTREAM, "machines.yml")
+UP_EXAMPLE = os.path.join(UPSTREAM, "machines_user_example.yml")
+FILLED = {"<your-username>": "jdoe", "<your-budget>": "e723-jdoe", "<your-project>": "e723",
+          "<your-UCL-ID>": "ucabjdo", "<specify-a-work-dir>": "/home/ucabjdo/Scratch"}
+
+
+def upstream_user(tmp_path, extra="", replace=()):
+    """FabSim3's example user file, filled in, with ``replace`` (old, new) pairs and ``extra`` appended."""
+    with open(UP_EXAMPLE) as fh:
+        text = fh.read()
+    for old, new in list(replace) + list(FILLED.items()):
+        assert old in text, old
+        text = text.replace(old, new)
+    path = tmp_path / "machines_user.yml"
+    path.write_text(text + textwrap.dedent(extra))
+    return str(path)
+
+
+def upstream_catalogue(tmp_path, user, project_user=None):
+    """The machines a project sees whose machines/fabsim.yml names FabSim3's files."""
+    top = tmp_path / "upstream-project"
+    (top / "machines").mkdir(parents=True)
+    (top / "machines" / "fabsim.yml").write_text("fabsim3:\n  machines: %s\n  user: %s\n" % (UP_MACHINES, user))
+    if project_user is not None:
+        (top / "machines" / "machines_user.yml").write_text(textwrap.dedent(project_user))
+    return Catalogue(str(top))
+
+
+def test_upstream_machine_named_like_a_catalogue_one_replaces_it_as_a_whole(tmp_path):
+    """archer2 and myriad are in FabSim3's file and hpcdo's catalogue: FabSim3's wins, whole, and says so."""
+    from hpcdo.config import CATALOGUE_DIR
+    cat = upstream_catalogue(tmp_path, upstream_user(tmp_path))
+    m = cat.machine("archer2")
+    # nothing of hpcdo/catalogue/archer2.yml: not its directive, launcher, env, shell_setup or work root
+    assert not [k for k in m.as_dict() if m.where(k).startswith(CATALOGUE_DIR)], m.as_dict()
+    assert (m.directives, m.launcher_options, m.description, m.shell_setup) == ([], None, None, [])
+    assert m.env == {"OMP_NUM_THREADS": "1"}              # the FabSim3 header's export, not CC=cc
+    assert (m.host, m.user, m.account, m.partition, m.qos) == ("archer2", "jdoe", "e723-jdoe", "standard", "standard")
+    assert m.remote_root == "/work/e723/e723/jdoe/FabSim"
+    assert m.modules == ["load cray-python"]
+    line = "%s:%d: FabSim3's machine 'archer2' replaces hpcdo's machine of that name " \
+           "(hpcdo/catalogue/archer2.yml) as a whole: none of hpcdo's settings for it apply" % (
+               UP_MACHINES, line_of(UP_MACHINES, "archer2:"))
+    assert cat.warnings("archer2")[0] == line and line in m.notes
+    m = cat.machine("myriad")
+    assert not [k for k in m.as_dict() if m.where(k).startswith(CATALOGUE_DIR)], m.as_dict()
+    # myriad-header's -l mem=4G; not the catalogue's -l tmpfs=10G, module_init or gerun
+    assert (m.directives, m.pe, m.module_init, m.run_command) == (["-l mem=4G"], "smp", None, "/usr/bin/mpirun")
+    assert "replaces hpcdo's machine of that name (hpcdo/catalogue/myriad.yml)" in cat.warnings("myriad")[0]
+    # a catalogue machine FabSim3 does not name is hpcdo's, untouched and unannounced
+    assert cat.machine("cosma8").where("partition").startswith(CATALOGUE_DIR)
+    assert cat.warnings("cosma8") == [] and cat.machine("cosma8").notes == []
+
+
+def test_upstream_project_settings_still_apply_over_the_fabsim3_machine(tmp_path):
+    cat = upstream_catalogue(tmp_path, upstream_user(tmp_path),
+                             project_user="archer2:\n  account: z01\n  persist: 0\n")
+    m = cat.machine("archer2")
+    assert (m.account, m.persist) == ("z01", 0)
+    assert m.where("account").endswith("machines/machines_user.yml:2")
+    assert m.where("run_command").startswith(UPSTREAM)
+
+
+def test_upstream_bad_value_in_the_users_entry_is_an_error_not_the_catalogue_machine(tmp_path):
+    user = upstream_user(tmp_path, replace=[("  cores: 128            # Total cores", "  cores: many  # Total")])
+    cat = upstream_catalogue(tmp_path, user)
+    with pytest.raises(ConfigError) as err:
+        cat.machine("archer2")
+    assert str(err.value) == "%s:%d: machine 'archer2': key 'cores' must be a positive integer, not a string" % (
+        user, line_of(user, "cores: many"))
+    # the other machines are not held up by it, and say nothing of it
+    assert cat.machine("myriad").host == "myriad.rc.ucl.ac.uk"
+    assert not any("archer2" in line for line in cat.warnings("myriad") + cat.notes("myriad"))
+
+
+def test_upstream_memory_defaults_to_2GB_as_in_fabsim3(tmp_path):
+    """slurm-eagle asks for --mem=$memory; FabSim3 gives a machine without memory 2GB."""
+    user = upstream_user(tmp_path, extra="""
+        mycluster:
+          remote: login.mycluster.example.org
+          username: jdoe
+          job_dispatch: sbatch
+          batch_header: slurm-eagle
+          budget: b01
+          partition_name: compute
+        """)
+    cat = upstream_catalogue(tmp_path, user)
+    m = cat.machine("mycluster")
+    assert (m.scheduler, m.account, m.partition) == ("slurm", "b01", "compute")
+    assert m.directives == ["--mem=2GB"]
+    # a machine that sets memory has its own (eagle_vecma: 6000, FabSim3's megabytes)
+    assert cat.machine("eagle_vecma").directives == ["--mem=6000"]
+
+
+def test_upstream_shell_variable_in_the_middle_of_a_path_is_the_machines(tmp_path):
+    """FabSim3 fills paths with safe_substitute: $SCRATCH stays for the machine's shell, anywhere."""
+    from hpcdo.remote.scripts import root_expr
+    user = upstream_user(tmp_path, replace=[("  home_path_template: /work/<your-username>",
+                                             "  home_path_template: /lustre/$SCRATCH/<your-username>")])
+    cat = upstream_catalogue(tmp_path, user)
+    m = cat.machine("training_hidalgo")
+    assert m.remote_root == "$HPCDO_FABSIM_ROOT"
+    assert m.shell_setup[0] == 'HPCDO_FABSIM_ROOT="/lustre/$SCRATCH/jdoe/FabSim"'
+    # run_prefix_commands come after it, and may use the path
+    assert m.shell_setup[1:] == ["export PYTHONPATH=/home/users/jdoe/.local/lib/python3.7/site-packages"]
+    # what the machine's shell makes of it, before every command hpcdo sends
+    script = "\n".join(m.shell_setup) + "\nprintf '%s' " + root_expr(m.remote_root) + "\n"
+    for shell in ("dash", "bash"):
+        out = subprocess.run([shell, "-c", script], capture_output=True, text=True, check=True,
+                             env={"SCRATCH": "scratch/grp7", "PATH": os.environ["PATH"]})
+        assert out.stdout == "/lustre/scratch/grp7/jdoe/FabSim", (shell, out)
+
+
+def test_upstream_header_exports_reach_the_job(tmp_path):
+    """slurm-archer2 exports OMP_NUM_THREADS, SRUN_CPUS_PER_TASK and SLURM_NTASKS: all reach srun."""
+    from hpcdo import launchers
+    cat = upstream_catalogue(tmp_path, upstream_user(tmp_path))
+    m = cat.machine("archer2")
+    # a plain value is the machine's env (exported in the jobscript, before the run's own)
+    assert m.env == {"OMP_NUM_THREADS": "1"}
+    # one the job's shell expands goes in front of the run command, its one command
+    assert m.run_command == ("SRUN_CPUS_PER_TASK=$$SLURM_CPUS_PER_TASK "
+                             "SLURM_NTASKS=$$((SLURM_JOB_NUM_NODES * SLURM_NTASKS_PER_NODE)) "
+                             "srun --distribution=block:block --hint=nomultithread")
+    header = os.path.join(UPSTREAM, "templates", "slurm-archer2")
+    assert m.where("run_command") == "%s:%d" % (UP_MACHINES, line_of(UP_MACHINES, "run_command: 'srun"))
+    assert not any("'export " in line for line in cat.warnings("archer2") + m.notes)
+    prefix = launchers.prefix(m, {"cores": 256, "nodes": 2, "corespernode": 128, "cpn": 128,
+                                  "threads": 1, "tasks": 256})
+    # run as a job would: a fake srun shows what it was given
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "srun").write_text('#!/bin/sh\necho "$SRUN_CPUS_PER_TASK $SLURM_NTASKS $*"\n')
+    (bindir / "srun").chmod(0o755)
+    env = {"PATH": "%s:%s" % (bindir, os.environ["PATH"]), "SLURM_CPUS_PER_TASK": "2",
+           "SLURM_JOB_NUM_NODES": "2", "SLURM_NTASKS_PER_NODE": "64"}
+    for shell in ("dash", "bash"):
+        out = subprocess.run([shell, "-c", prefix + " ./app --steps 10"], capture_output=True, text=True,
+                             env=env, check=True)
+        assert out.stdout == "2 128 --distribution=block:block --hint=nomultithread ./app --steps 10\n", out
+    assert os.path.isfile(header)
+
+
+def test_upstream_lines_only_for_the_machine_in_use_and_only_what_changes_a_job(tmp_path):
+    """FabSim3's default block is said about no machine that does not use it; the rest is a note."""
+    cat = upstream_catalogue(tmp_path, upstream_user(tmp_path))
+    assert cat.warnings("cosma8") == [] and cat.warnings("localhost") == []
+    assert cat.machine("localhost").notes == [
+        "%s: FabSim3's machine 'localhost' is not imported: hpcdo's built-in localhost is used"
+        % os.path.join(str(tmp_path / "upstream-project"), "machines", "fabsim.yml")]
+    assert cat.machine("cosma8").notes == []
+    user = upstream_user(tmp_path)
+    # archer2's warnings: it replaces hpcdo's, and FabSim3 would lay its tasks out otherwise
+    assert cat.warnings("archer2") == [
+        "%s:%d: FabSim3's machine 'archer2' replaces hpcdo's machine of that name (hpcdo/catalogue/archer2.yml) "
+        "as a whole: none of hpcdo's settings for it apply" % (UP_MACHINES, line_of(UP_MACHINES, "archer2:")),
+        "%s:%d: machine 'archer2': key 'cpuspertask' ignored (hpcdo writes each run's cpus per task itself, "
+        "from the run's threads)" % (user, line_of(user, "cpuspertask: 2", after="archer2:")),
+        "%s:%d: machine 'archer2': key 'taskspernode' ignored (hpcdo writes each run's tasks per node itself, "
+        "from its cores, threads and corespernode)" % (user, line_of(user, "taskspernode: 64", after="archer2:")),
+    ]
+    notes = cat.machine("archer2").notes
+    # the default block's keys are notes of each machine that has them, with file and line
+    assert "%s:%d: default: key 'stat' ignored (hpcdo asks the scheduler about jobs itself)" % (
+        UP_MACHINES, line_of(UP_MACHINES, "stat:")) in notes
+    for key in ("nb_process", "cancel_job_command", "job_name_template", "temp_path_template", "local_results"):
+        assert any("key '%s' ignored (" % key in n for n in notes), key
+    assert any("key 'manual_ssh' ignored" in n for n in notes)
+    # a value another block replaced is not said twice: cpuspertask 2 from the user file only
+    assert not any("cpuspertask" in n for n in notes)
+    # the machine in use hears nothing about the others
+    for name in ("archer2", "myriad", "eagle_vecma"):
+        lines = cat.warnings(name) + cat.notes(name)
+        assert not [x for x in lines if "machine '" in x and "machine '%s'" % name not in x], (name, lines)
