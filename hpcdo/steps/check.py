@@ -97,29 +97,46 @@ def test_jobscript(machine, scheduler, project_dir):
             "%s does not render for the check (%s): tested with the built-in %s" % (name, exc, scheduler.template)
 
 
-def fix(machine, *keys):
-    """Where to change ``keys``: the file and line that set each, or where to set it."""
+def fix(machine, *keys, base=None):
+    """Where to change ``keys``: the file and line that set each, or where to set it.
+
+    ``base``: the project's directory, which files in it are named from.
+    """
     said = []
     for key in keys:
         where = machine.where(key)
         if where == config.COMMAND_LINE:
             said.append("'%s' given on the command line (%s=...)" % (key, key))
-        elif where == "defaults" or where.startswith(os.path.dirname(config.BUILTIN)):
+        elif where == "defaults" or _shipped(where):
             # hpcdo's own files: the user's setting goes in the project's
             said.append("'%s': set it under '%s:' in %s%s" % (
-                key, machine.name, _own_file(machine),
-                "" if where == "defaults" else " (now from %s)" % os.path.relpath(where)))
+                key, machine.name, _short(_own_file(machine), base),
+                "" if where == "defaults" else " (now from %s)" % _short(where, PACKAGE_PARENT)))
         else:
-            said.append("'%s' in %s" % (key, where))
+            said.append("'%s' in %s" % (key, _short(where, base)))
     return "change " + ", or ".join(said)
+
+
+#: the directory holding the hpcdo package: shipped files are named from it (hpcdo/machines.yml)
+PACKAGE_PARENT = os.path.dirname(os.path.dirname(config.BUILTIN))
+
+
+def _shipped(where):
+    return where.startswith(os.path.dirname(config.BUILTIN) + os.sep)
+
+
+def _short(where, base):
+    """``where`` (a file, or file:line) named from ``base`` when it lies under it."""
+    if base and os.path.isabs(where) and where.startswith(os.path.join(base, "")):
+        return os.path.relpath(where, base)
+    return where
 
 
 def _own_file(machine):
     """The project file that describes the machine, else the personal machines_user.yml."""
     for key in ("host", "scheduler", "remote_root", "description"):
         where = machine.where(key)
-        if where not in ("defaults", config.COMMAND_LINE) and \
-                not where.startswith(os.path.dirname(config.BUILTIN)):
+        if where not in ("defaults", config.COMMAND_LINE) and not _shipped(where):
             return where.rsplit(":", 1)[0]
     return "machines/" + config.USER_FILE
 
@@ -127,13 +144,13 @@ def _own_file(machine):
 class Report:
     """The check's rows: (status, label, detail, fix or None)."""
 
-    def __init__(self, machine):
-        self.machine = machine
+    def __init__(self, machine, base=None):
+        self.machine, self.base = machine, base
         self.rows = []
 
     def add(self, status, name, detail, *fix_keys, fix_text=None):
         if status == "FAIL" and fix_keys and fix_text is None:
-            fix_text = fix(self.machine, *fix_keys)
+            fix_text = fix(self.machine, *fix_keys, base=self.base)
         self.rows.append((status, LABELS.get(name, name), detail or "", fix_text if status == "FAIL" else None))
 
     @property
@@ -154,7 +171,7 @@ def check_machine(project):
     """(the check's table for ``project``'s machine, how many checks failed)."""
     machine, session = project.machine, project.session
     remote, scheduler = session.remote, session.scheduler
-    report = Report(machine)
+    report = Report(machine, project.dir)
     title = "check of machine %s (%s, scheduler %s)" % (machine.name, remote.host, machine.scheduler)
     if getattr(project, "broken", None):
         report.add("WARN", "recipes", "the project does not load (%s): the machine alone is checked"
@@ -189,7 +206,7 @@ def check_machine(project):
         result = remote.run(script, what="check", check=False, private=True)
         back = time.time()
     except HpcdoError as exc:
-        report.add("FAIL", "connection", str(exc), fix_text=_connection_fix(machine, str(exc)))
+        report.add("FAIL", "connection", str(exc), fix_text=_connection_fix(machine, str(exc), project.dir))
         return report.table(title), report.failed
     answer = scripts.parse_check(result.text)
     if answer.start is None:
@@ -215,7 +232,7 @@ def _launcher(machine):
     return words[0] if words and "$" not in words[0] else None
 
 
-def _connection_fix(machine, message):
+def _connection_fix(machine, message, base):
     lowered = message.lower()
     if "host key" in lowered:
         keys = ("known_hosts",)
@@ -223,7 +240,7 @@ def _connection_fix(machine, message):
         keys = ("user", "identity_file")
     else:
         keys = ("host", "port")
-    return fix(machine, *keys)
+    return fix(machine, *keys, base=base)
 
 
 def _judge(report, machine, answer, host, family):

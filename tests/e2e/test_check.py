@@ -100,7 +100,7 @@ def test_a_wrong_partition_fails_naming_the_machine_file(cluster_machine_project
     rows = table(out)
     status, detail, fix = rows["job test"][0]
     assert status == "FAIL" and "nosuchpart" in detail, out
-    assert fix == "change 'partition' in %s:%d" % (project.file("machines/test.yml"), lines["partition"]), out
+    assert fix == "change 'partition' in machines/test.yml:%d" % lines["partition"], out
     assert "Traceback" not in out.out
     assert "1 check failed" in out.out
 
@@ -123,8 +123,7 @@ def test_a_wrong_module_fails_naming_the_machine_file(cluster_machine_project, t
     assert [(s, d.split(":")[0]) for s, d, _f in rows["module"]] == [
         ("OK", "use " + moduledir), ("OK", "load %s/1.0" % name), ("FAIL", "load nosuchmodule/9.9")], out
     assert "nosuchmodule/9.9" in rows["module"][2][1]
-    assert rows["module"][2][2] == "change 'modules' in %s:%d" % (project.file("machines/test.yml"),
-                                                                  lines["modules"]), out
+    assert rows["module"][2][2] == "change 'modules' in machines/test.yml:%d" % lines["modules"], out
     assert "FAIL" not in {s for label, r in rows.items() if label != "module" for s, _d, _f in r}, out
 
 

@@ -147,7 +147,7 @@ def test_a_wrong_partition_fails_naming_the_file_and_line(tmp_path, here):
     status, detail, fix = rows(table)["job test"][0]
     assert failed == 1 and status == "FAIL", table
     assert "invalid partition specified: nosuch" in detail
-    assert fix == "change 'partition' in %s:5" % (tmp_path / "project" / "machines" / "fake.yml"), table
+    assert fix == "change 'partition' in machines/fake.yml:5", table
 
 
 def test_a_wrong_partition_on_the_command_line_says_so(tmp_path, here):
@@ -169,7 +169,7 @@ def test_each_module_is_loaded_in_order_and_a_wrong_one_fails(tmp_path, here):
     assert [(r[0], r[1].split(":")[0]) for r in got["module"]] == [
         ("OK", "load good/1"), ("FAIL", "load nosuch/2"), ("OK", "load good/3")], table
     assert "Unable to locate a modulefile for 'nosuch/2'" in got["module"][1][1]
-    assert got["module"][1][2] == "change 'modules' in %s:7" % (tmp_path / "project" / "machines" / "fake.yml")
+    assert got["module"][1][2] == "change 'modules' in machines/fake.yml:7"
     assert failed == 1
 
 
@@ -178,8 +178,7 @@ def test_modules_without_a_module_command_point_at_module_init(tmp_path, here):
     table, failed = check.check_machine(p)
     got = rows(table)
     assert got["module system"][0][0] == "FAIL" and "module_init" in got["module system"][0][1]
-    assert "'module_init': set it under 'fake:' in %s" % (tmp_path / "project" / "machines" / "fake.yml") \
-        in got["module system"][0][2], table
+    assert got["module system"][0][2] == "change 'module_init': set it under 'fake:' in machines/fake.yml", table
     assert got["module"][0][0] == "FAIL" and failed == 2
 
 
@@ -200,7 +199,8 @@ def test_missing_commands_and_compilers_fail(tmp_path, here):
     got = rows(table)
     assert got["command"][0][0] == "FAIL" and "submit: yhbatch not found" in got["command"][0][1]
     assert "'scheduler' given on the command line" in got["command"][0][2], table
-    assert "'shell_setup': set it under 'fake:'" in got["command"][0][2], table
+    assert "'shell_setup': set it under 'fake:' in machines/fake.yml (now from hpcdo/machines.yml:" \
+        in got["command"][0][2], table
     assert got["cmake"][0][0] == "FAIL" and "'cmake' in" in got["cmake"][0][2]
     assert got["C compiler"][0][:2] == ["FAIL", "not found: /nonexistent/cc"]
     assert failed >= 3
@@ -240,8 +240,7 @@ def test_a_refused_connection_is_one_fail_line(tmp_path, here):
     got = rows(table)
     assert failed == 1 and list(got) == ["connection"], table
     assert got["connection"][0][1].startswith("host key of machine fake")
-    assert got["connection"][0][2] == "change 'known_hosts': set it under 'fake:' in %s" % (
-        tmp_path / "project" / "machines" / "fake.yml")
+    assert got["connection"][0][2] == "change 'known_hosts': set it under 'fake:' in machines/fake.yml"
 
 
 def test_text_from_start_up_files_is_a_warning(tmp_path, here):
