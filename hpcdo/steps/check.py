@@ -17,6 +17,7 @@ session when the project's recipes cannot be loaded.
 
 import math
 import os
+import re
 import shlex
 import time
 
@@ -253,7 +254,12 @@ def _judge(report, machine, answer, host, family):
     for name, status, detail in answer.rows:
         if name == "user":
             continue
-        if name == "shell":
+        if name == "shell" and os.path.basename(detail) in ("csh", "tcsh"):
+            # the check came by stdin (sh -s), which csh runs; other calls are sh -c '<lines>'
+            report.add("FAIL", name, "%s cannot run hpcdo's commands (sh -c with a script of several lines: "
+                       "\"Unmatched '\")" % detail,
+                       fix_text="make your login shell bash or sh (chsh -s /bin/bash, or ask the site)")
+        elif name == "shell":
             report.add("INFO", name, detail or "unknown")
         elif name == "space":
             _space(report, detail)
@@ -292,8 +298,12 @@ def _space(report, detail):
 def _job_test(report, machine, status, detail):
     """The scheduler's verdict on a job like the machine's, with the keys its refusal names."""
     if status == "-":                  # PBS or LSF: the queue exists, nothing more can be asked
-        report.add("OK", "job_test", "queue %s exists (account and resources not checked: no test "
-                   "submission here)" % machine.partition)
+        if re.search(r"\bno\b|closed|inact", detail, re.IGNORECASE):
+            report.add("WARN", "job_test", "queue %s exists but takes or starts no jobs now: %s"
+                       % (machine.partition, detail))
+        else:
+            report.add("OK", "job_test", "queue %s exists (account and resources not checked: no test "
+                       "submission here)" % machine.partition)
         return
     if status != "FAIL":
         report.add(status, "job_test", detail)

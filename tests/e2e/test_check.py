@@ -16,6 +16,7 @@ import uuid
 import pytest
 
 from conftest import MACHINES, on_machine
+from test_fabsim_files import fab_cluster  # noqa: F401  (the loopback cluster described in FabSim3's format)
 
 CLUSTER_MACHINES = [m for m in MACHINES if m != "localhost"]
 
@@ -160,3 +161,14 @@ def test_check_works_when_the_recipes_do_not_load(local_project):
     assert [line for line in out.out.splitlines() if line.startswith("hpcdo: error:")] == [
         "hpcdo: error: recipes/lbflow.py:%d: the recipe raised ZeroDivisionError: division by zero"
         % len(open(local_project.file("recipes/lbflow.py")).read().splitlines())], out
+
+
+def test_a_fabsim3_machine_is_checked_with_its_notes(fab_cluster):
+    """What a FabSim3 file sets that hpcdo has no use for is said here (INFO), not on every call."""
+    rc, out, err = fab_cluster.doit("machine=fabcluster", "check")
+    assert rc == 0 and "Traceback" not in out + err, out + err
+    notes = [line for line in out.splitlines() if line.startswith("INFO  note")]
+    assert notes and all("ignored" in line for line in notes), out
+    assert not [line for line in out.splitlines() if line.startswith("FAIL")], out
+    # the work root made of a shell variable in the middle of FabSim3's path, as every call makes it
+    assert re.search(r"^OK    work root .*/%s/hpcuser/FabSim " % re.escape(fab_cluster.root), out, re.M), out

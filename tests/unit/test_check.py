@@ -252,6 +252,24 @@ def test_text_from_start_up_files_is_a_warning(tmp_path, here):
     assert failed == 0 and status == "WARN" and "Welcome to the cluster" in detail
 
 
+def test_a_csh_login_shell_fails(tmp_path, here):
+    """csh and tcsh run the check (it comes by stdin, ``sh -s``) but not ``sh -c '<several lines>'``."""
+    here.fake("getent", 'echo "fake:x:1000:1000::/home/fake:/bin/tcsh"')
+    table, failed = check.check_machine(project(tmp_path, here, "partition: debug\n"))
+    status, detail, fix = rows(table)["login shell"][0]
+    assert (failed, status) == (1, "FAIL") and detail.startswith("/bin/tcsh cannot run"), table
+    assert "chsh" in fix
+
+
+@pytest.mark.parametrize("listing,status", [("debug  0 0 yes yes 0 0", "OK"), ("debug  0 0 no yes 0 0", "WARN")])
+def test_a_pbs_queue_that_takes_no_jobs_is_a_warning(tmp_path, here, listing, status):
+    for command in ("qsub", "qdel"):
+        here.fake(command, "exit 0")
+    here.fake("qstat", 'echo "%s"' % listing)
+    table, failed = check.check_machine(project(tmp_path, here, "partition: debug\n", scheduler="pbs"))
+    assert failed == 0 and rows(table)["job test"][0][0] == status, table
+
+
 def test_notes_are_info_lines(tmp_path, here):
     p = project(tmp_path, here, "partition: debug\n")
     p.machine.notes = ["imported from FabSim3's machines.yml: the catalogue's archer2 is not used"]
