@@ -212,15 +212,24 @@ def check_machine(project):
     answer = scripts.parse_check(result.text)
     if answer.start is None:
         report.add("FAIL", "connection", "%s ran no shell script (exit %s): %s" % (
-            remote.host, result.exit_code, result.tail(3) or "no output"),
-            fix_text="the login shell must run 'sh -c SCRIPT' (a csh login shell cannot); ask the site")
+            remote.host, result.exit_code, _last_lines(result.tail(3))),
+            fix_text="the login must run 'sh -s' with a script on its input: ask the site what runs "
+                     "instead of your login shell (a forced command, a restricted shell)")
         return report.table(title), report.failed
     _judge(report, machine, answer, remote.host, family)
     if result.exit_code != 0 or answer.end is None:
-        report.add("FAIL", "connection", "the check script stopped early (exit %s): %s"
-                   % (result.exit_code, result.tail(3) or "no output"), "module_init", "modules", "shell_setup")
+        last = LABELS.get(answer.rows[-1][0], answer.rows[-1][0]) if answer.rows else "the start"
+        report.add("FAIL", "connection", "the check script stopped early (exit %s) after %s: %s"
+                   % (result.exit_code, last, _last_lines(result.error_text)), "module_init", "modules",
+                   "shell_setup")
     _clock(report, answer, sent, back)
     return report.table(title), report.failed
+
+
+def _last_lines(text, count=3):
+    """The last lines of ``text`` on one line, for a row of the table."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return " | ".join(lines[-count:]) or "no message"
 
 
 def _launcher(machine):
@@ -229,7 +238,7 @@ def _launcher(machine):
     try:
         words = shlex.split(text) if text else []
     except ValueError:
-        return None                    # said by the jobscript, which cannot be made either
+        return None                    # a run_command that does not split: every run's jobscript says so
     return words[0] if words and "$" not in words[0] else None
 
 

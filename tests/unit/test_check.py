@@ -243,6 +243,26 @@ def test_a_refused_connection_is_one_fail_line(tmp_path, here):
     assert got["connection"][0][2] == "change 'known_hosts': set it under 'fake:' in machines/fake.yml"
 
 
+def test_a_login_that_runs_no_script_is_a_fail_line(tmp_path, here):
+    p = project(tmp_path, here, "partition: debug\n")
+    here.run = lambda script, **kw: Result(1, b"", b"This account is currently not available.\n")
+    table, failed = check.check_machine(p)
+    status, detail, fix = rows(table)["connection"][0]
+    assert (failed, status) == (1, "FAIL") and "This account is currently not available." in detail, table
+    assert "sh -s" in fix
+
+
+def test_a_script_cut_short_says_so_and_what_may_have_cut_it(tmp_path, here):
+    init = tmp_path / "modules.sh"
+    init.write_text("exit 3\n")
+    table, failed = check.check_machine(project(tmp_path, here, "partition: debug\nmodule_init: %s\n" % init))
+    got = rows(table)
+    assert "clock" not in got and "cmake" not in got, table
+    status, detail, fix = got["connection"][-1]
+    assert (status, detail) == ("FAIL", "the check script stopped early (exit 3) after quota: no message"), table
+    assert fix.startswith("change 'module_init' in machines/fake.yml:6"), fix
+
+
 def test_text_from_start_up_files_is_a_warning(tmp_path, here):
     p = project(tmp_path, here, "partition: debug\n")
     run = here.run
