@@ -252,15 +252,26 @@ def test_a_login_that_runs_no_script_is_a_fail_line(tmp_path, here):
     assert "sh -s" in fix
 
 
+def test_a_module_init_file_that_exits_is_a_fail_and_the_check_goes_on(tmp_path, here):
+    init = tmp_path / "modules.sh"
+    init.write_text("echo bye >&2; exit 3\n")
+    table, failed = check.check_machine(project(tmp_path, here, "partition: debug\nmodule_init: %s\n" % init))
+    got = rows(table)
+    assert got["module init"][0][:2] == ["FAIL", "sourcing it failed: bye"], table
+    assert got["clock"][0][0] == "OK" and failed == 1, table
+
+
 def test_a_script_cut_short_says_so_and_what_may_have_cut_it(tmp_path, here):
     init = tmp_path / "modules.sh"
-    init.write_text("exit 3\n")
-    table, failed = check.check_machine(project(tmp_path, here, "partition: debug\nmodule_init: %s\n" % init))
+    init.write_text("module() { exit 4; }\n")
+    table, failed = check.check_machine(project(tmp_path, here, "partition: debug\nmodule_init: %s\n"
+                                                "modules: [gcc]\n" % init))
     got = rows(table)
     assert "clock" not in got and "cmake" not in got, table
     status, detail, fix = got["connection"][-1]
-    assert (status, detail) == ("FAIL", "the check script stopped early (exit 3) after quota: no message"), table
-    assert fix.startswith("change 'module_init' in machines/fake.yml:6"), fix
+    assert (status, detail) == ("FAIL", "the check script stopped early (exit 4) after module system: "
+                                        "no message"), table
+    assert fix.startswith("change 'module_init' in machines/fake.yml:6, or 'modules' in machines/fake.yml:7"), fix
 
 
 def test_text_from_start_up_files_is_a_warning(tmp_path, here):

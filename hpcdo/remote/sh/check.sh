@@ -51,7 +51,8 @@ o=/dev/null
 {% endif %}
 {% if init %}
 if [ -r {{ init_path }} ]; then
-  if { {{ init }}; } > "$o" 2>&1; then c module_init OK {{ init_path }}
+  {## first in a subshell: an init file that exits must not end the check ##}
+  if ( {{ init }} ) > "$o" 2>&1 && { {{ init }}; } > "$o" 2>&1; then c module_init OK {{ init_path }}
   else c module_init FAIL "sourcing it failed: $(tail -n 3 "$o" 2>/dev/null)"; fi
 else
   c module_init FAIL "no readable file "{{ init_path }}
