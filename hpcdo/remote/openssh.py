@@ -44,8 +44,10 @@ from .connection import Remote, Result, _pump
 BASE = "~/.hpcdo/ssh"
 #: how long a master outlives a call of a machine with ``persist: 0`` if the call cannot end it
 SHORT_PERSIST = 60
-#: what a host name, user name or path handed to OpenSSH may hold (it puts some into a shell line)
-SAFE = re.compile(r"^[A-Za-z0-9_.,:@%+/\[\]~=-]+\Z")
+#: what a host or user name handed to OpenSSH may hold (it puts jump hosts into a shell line)
+NAME = re.compile(r"^[A-Za-z0-9_.:-]+\Z")
+#: what the path of hpcdo's config file may hold (OpenSSH puts it into that line too)
+PATH = re.compile(r"^[A-Za-z0-9_.,:@%+/~=-]+\Z")
 #: ssh's own words on stderr, when it exits 255: the connection failed, not the script
 SSH_WORDS = re.compile(
     r"^(ssh: |kex_exchange_identification|Connection (closed|reset|timed out|refused)|"
@@ -58,10 +60,10 @@ SSH_WORDS = re.compile(
 UNKNOWN_KEY = re.compile(r"No \S+ host key is known for (\S+?) and you have requested strict checking")
 
 
-def _safe(value, what, name):
-    if not SAFE.match(value):
+def _safe(value, what, name, allowed=NAME):
+    if not allowed.match(value) or value.startswith("-"):
         raise ConfigError("machine %s: %s '%s' holds characters the system ssh would pass to a shell "
-                          "(transport: openssh takes letters, digits and . _ - : @ [ ] only)"
+                          "(transport: openssh takes names of letters, digits and . _ - : only)"
                           % (name, what, value))
     return value
 
@@ -80,8 +82,6 @@ class OpenSSHRemote(Remote):
                  proxy_jump=None, connect_timeout=None, persist=0, name=None, ssh="ssh"):
         self.name = name or host
         _safe(host, "host", self.name)
-        if host.startswith("-"):
-            raise ConfigError("machine %s: host '%s' starts with '-'" % (self.name, host))
         self.alias = host
         self.known_hosts = os.path.expanduser(known_hosts) if known_hosts else None
         self.identity_file = os.path.expanduser(identity_file) if identity_file else None
@@ -92,11 +92,16 @@ class OpenSSHRemote(Remote):
             options += ["-l", _safe(user, "user", self.name)]
         if port:
             options += ["-p", str(int(port))]
-        if proxy_jump:
-            for _user, hop, _port in sshconfig.parse_jumps(proxy_jump, "machine %s: proxy_jump" % self.name):
-                _safe(hop, "jump host", self.name)
-            options += ["-J", _safe(proxy_jump, "proxy_jump", self.name)] \
-                if proxy_jump.strip().lower() != "none" else ["-o", "ProxyJump=none"]
+        if proxy_jump and proxy_jump.strip().lower() == "none":
+            options += ["-o", "ProxyJump=none"]
+        elif proxy_jump:
+            hops = []
+            for hop_user, hop, hop_port in sshconfig.parse_jumps(proxy_jump, "machine %s: proxy_jump" % self.name):
+                hop = _safe(hop, "proxy_jump: jump host", self.name)
+                hops.append("%s%s%s" % (_safe(hop_user, "proxy_jump: user", self.name) + "@" if hop_user else "",
+                                        "[%s]" % hop if ":" in hop else hop,
+                                        ":%d" % hop_port if hop_port else ""))
+            options += ["-J", ",".join(hops)]
         if connect_timeout:
             options += ["-o", "ConnectTimeout=%d" % max(1, round(connect_timeout))]
         self.host = "%s@%s" % (user, host) if user else host
@@ -107,7 +112,7 @@ class OpenSSHRemote(Remote):
         key = hashlib.sha256("\0".join([text] + options + [host]).encode()).hexdigest()[:16]
         self._dir = _private_dir()
         self.config_path = os.path.join(self._dir, key + ".conf")
-        _safe(self.config_path, "home directory path", self.name)
+        _safe(self.config_path, "home directory path", self.name, PATH)
         self.control_path = os.path.join(self._dir, key + ".cm")
         persist_for = self.persist if self.persist > 0 else SHORT_PERSIST
         self._plain = options + ["-o", "ControlMaster=no", "-o", "ControlPath=none", "-o", "BatchMode=yes"]
