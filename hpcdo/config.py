@@ -43,6 +43,9 @@ FABSIM_KEY = "fabsim3"
 #: the machine built into hpcdo (machines.yml): this computer, no SSH, background jobs
 LOCAL_MACHINE = "localhost"
 
+#: how long a two-factor login (interactive_login) is kept when no layer sets persist: a working day
+INTERACTIVE_PERSIST = 8 * 3600
+
 
 class Machine:
     """A merged, validated machine description; settings read as attributes.
@@ -224,6 +227,8 @@ class Catalogue:
                                       % (origins[key], name, key, key))
         for key in SCHEMA:
             settings.setdefault(key, None)
+        if settings["interactive_login"] and origins.get("persist", "").startswith(BUILTIN + ":"):
+            settings["persist"] = INTERACTIVE_PERSIST     # one code a day, not one per call
         return Machine(name, settings, origins, self.notes(name))
 
     def _chain(self, name, seen):

@@ -18,6 +18,7 @@ from . import schedulers
 from .model import Job, Stamp
 from .remote import scripts
 from .remote.agent import AgentRemote
+from .remote.auth import Answerer
 from .remote.connection import LocalRemote
 from .remote.openssh import OpenSSHRemote
 from .remote.ssh import SSHRemote
@@ -54,6 +55,10 @@ def make_remote(machine):
                            identity_file=machine.identity_file, known_hosts=machine.known_hosts,
                            proxy_jump=machine.proxy_jump, connect_timeout=machine.connect_timeout,
                            name=machine.name)
+    if isinstance(remote, (SSHRemote, AgentRemote)):
+        # a login prompt (two-factor code, password) is answered on the terminal, else by askpass
+        # (the system ssh of transport: openssh asks on the terminal itself)
+        remote.answerer = Answerer(machine.name, machine.askpass, kept=bool(machine.persist))
     remote.preamble = "".join(line + "\n" for line in machine.shell_setup or [])
     return remote
 

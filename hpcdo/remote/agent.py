@@ -40,6 +40,7 @@ import threading
 import time
 
 from .. import RemoteError, __version__
+from . import auth
 from .connection import CHUNK, Remote, Result
 from .ssh import SSHRemote
 
@@ -123,7 +124,15 @@ def _recv_line(rfile):
 
 
 class AgentRemote(Remote):
-    """A remote whose commands go through the machine's persistent agent."""
+    """A remote whose commands go through the machine's persistent agent.
+
+    The agent has no terminal: a login prompt it meets while connecting is
+    asked of this call, over the agent's stdin/stdout pipes, and answered by
+    ``answerer`` (the terminal, else askpass; :mod:`hpcdo.remote.auth`).
+    """
+
+    #: who answers the agent's login prompts: an :class:`hpcdo.remote.auth.Answerer` unless set
+    answerer = None
 
     def __init__(self, params, persist, name):
         self.params = params
@@ -160,10 +169,16 @@ class AgentRemote(Remote):
             env = dict(os.environ)
             env["PYTHONPATH"] = os.pathsep.join([os.path.dirname(PACKAGE)] + (
                 [env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                     stderr=subprocess.DEVNULL, start_new_session=True, cwd="/", env=env)
-            answer = proc.stdout.readline().decode("utf-8", "replace").strip()
+            # the pipes carry the agent's login prompts and their answers, then its last word
+            answer = auth.answer_agent(proc.stdout, proc.stdin,
+                                       self.answerer or auth.Answerer(self.name, kept=True)).strip()
             proc.stdout.close()
+            try:
+                proc.stdin.close()
+            except OSError:
+                pass
             if answer != "ready":
                 proc.wait(timeout=10)
                 self._refused = RemoteError(answer[len("error: "):] if answer.startswith("error: ") else
@@ -270,11 +285,15 @@ def serve(params, persist, path, name):
     remote = SSHRemote(params["host"], user=params["user"], port=params["port"],
                        identity_file=params["identity_file"], known_hosts=params["known_hosts"], name=name,
                        proxy_jump=params.get("proxy_jump"), connect_timeout=params.get("connect_timeout"))
+    # login prompts go to the call that started this agent, over the pipes; only while it waits
+    remote.answerer = auth.PipeAnswerer(name, sys.stdin.buffer, sys.stdout.buffer)
     try:
         remote.connect()          # traced, in the trace file of the call that started the agent
     except RemoteError as exc:
         print("error: %s" % exc, flush=True)
         return 1
+    remote.answerer.close()
+    sys.stdin.close()
     os.environ.pop("HPCDO_TRACE", None)   # commands are traced by the calls that send them
     tmp = "%s.%d" % (path, os.getpid())
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -16,7 +16,7 @@ import threading
 import time
 
 from .. import RemoteError
-from . import trace
+from . import auth, trace
 from . import sshconfig
 from .connection import WINDOW_SIZE, Remote, Result, _pump
 
@@ -180,6 +180,10 @@ class SSHRemote(Remote):
     to check and trust it.
     """
 
+    #: who answers the server's login prompts (a one-time code ...): an
+    #: :class:`hpcdo.remote.auth.Answerer` (terminal, else askpass) unless set
+    answerer = None
+
     def __init__(self, host, user=None, port=None, identity_file=None,
                  known_hosts=None, connect_timeout=None, name=None, proxy_jump=None, ssh_config=None):
         # ``host`` may be an ssh_config alias; the values given are the machine
@@ -234,6 +238,9 @@ class SSHRemote(Remote):
         keys = [path for path in target.identity_files if os.path.exists(path)]
         if keys:
             kwargs["key_filename"] = keys
+        # a two-factor login's prompts go to the terminal or askpass, never paramiko's input()
+        kwargs["transport_factory"] = auth.transport_factory(
+            self.answerer or auth.Answerer(self.name), self._where())
         # ssh_config was read by sshconfig; fabric must not read it again: the jump
         # hosts it makes of a ProxyJump line take any host key (AutoAddPolicy)
         conn = fabric.Connection(target.hostname, user=target.user, port=target.port,
