@@ -22,7 +22,7 @@ from .remote.auth import Answerer
 from .remote.connection import LocalRemote
 from .remote.openssh import OpenSSHRemote
 from .remote.ssh import SSHRemote
-from .remote.sshconfig import resolve
+from .remote.sshconfig import digest
 from .schedulers.base import JobState, combine
 
 
@@ -37,17 +37,13 @@ def make_remote(machine):
                                proxy_jump=machine.proxy_jump, connect_timeout=machine.connect_timeout,
                                persist=machine.persist, name=machine.name)
     elif machine.persist:
-        # resolved here too: a bad ssh_config is said by this call, and the agent's
-        # socket (named after the params) changes with the user, port and jump hosts
-        route = resolve(machine.host, user=machine.user, port=machine.port,
-                        identity_file=machine.identity_file, proxy_jump=machine.proxy_jump,
-                        connect_timeout=machine.connect_timeout, known_hosts=machine.known_hosts,
-                        name=machine.name)
-        params = {"host": machine.host, "user": route.target.user, "port": route.target.port,
+        # the agent reads ssh_config (this call need not import paramiko); the socket,
+        # named after the params, changes with the user's ssh_config file
+        params = {"host": machine.host, "user": machine.user, "port": machine.port,
                   "identity_file": machine.identity_file, "known_hosts": machine.known_hosts}
         # only when set, so that a machine without them keeps its agent's socket
         extra = {"proxy_jump": machine.proxy_jump, "connect_timeout": machine.connect_timeout,
-                 "via": [hop.spec() for hop in route.jumps]}
+                 "ssh_config": digest()}
         params.update((key, value) for key, value in extra.items() if value)
         remote = AgentRemote(params, machine.persist, machine.name)
     else:

@@ -39,7 +39,7 @@ import sys
 import threading
 import time
 
-from .. import RemoteError, __version__
+from .. import HpcdoError, RemoteError, __version__
 from . import auth
 from .connection import CHUNK, Remote, Result
 from .ssh import SSHRemote
@@ -138,8 +138,9 @@ class AgentRemote(Remote):
         self.params = params
         self.persist = persist
         self.name = name
-        self.host = "%s@%s:%d" % (params["user"], params["host"], params["port"]) if params["user"] \
-            else "%s:%d" % (params["host"], params["port"])
+        # user and port as the machine file says (None: the agent's ssh_config decides)
+        self.host = "%s%s%s" % (params["user"] + "@" if params["user"] else "", params["host"],
+                                ":%d" % params["port"] if params["port"] else "")
         self.path = socket_path(params)
         self._lock = threading.Lock()
         self._started = False
@@ -282,9 +283,13 @@ def _is(path, inode):
 def serve(params, persist, path, name):
     """Connect, say 'ready' on stdout, then serve commands until idle for ``persist`` seconds,
     retired, or replaced on ``path`` by another agent; then end the commands running, and exit."""
-    remote = SSHRemote(params["host"], user=params["user"], port=params["port"],
-                       identity_file=params["identity_file"], known_hosts=params["known_hosts"], name=name,
-                       proxy_jump=params.get("proxy_jump"), connect_timeout=params.get("connect_timeout"))
+    try:
+        remote = SSHRemote(params["host"], user=params["user"], port=params["port"],
+                           identity_file=params["identity_file"], known_hosts=params["known_hosts"], name=name,
+                           proxy_jump=params.get("proxy_jump"), connect_timeout=params.get("connect_timeout"))
+    except HpcdoError as exc:      # ssh_config unreadable, a bad jump host: said by the call that waits
+        print("error: %s" % exc, flush=True)
+        return 1
     # login prompts go to the call that started this agent, over the pipes; only while it waits
     remote.answerer = auth.PipeAnswerer(name, sys.stdin.buffer, sys.stdout.buffer)
     try:

@@ -134,7 +134,10 @@ class OpenSSHRemote(Remote):
                  "  StrictHostKeyChecking yes"]
         if self.known_hosts:
             # the machine's file, then what ssh_config (or OpenSSH by default) names for the user
-            options = sshconfig.load().lookup(self.alias)
+            try:
+                options = sshconfig.load().lookup(self.alias)
+            except ConfigError:
+                options = {}      # a file paramiko cannot read: ssh itself will say what is wrong
             user = (options.get("userknownhostsfile") or "~/.ssh/known_hosts ~/.ssh/known_hosts2").split()
             lines.append("  UserKnownHostsFile " + " ".join([quoted(self.known_hosts)] + user))
         if self.identity_file:
@@ -208,7 +211,7 @@ class OpenSSHRemote(Remote):
             self._refused = RemoteError(self._refusal(err))
             raise self._refused
 
-    def _refusal(self, err):
+    def _refusal(self, err, what="cannot connect to"):
         """One line for the failure ``ssh`` described in ``err``."""
         where = "machine %s (%s, system ssh)" % (self.name, self.host)
         unknown = UNKNOWN_KEY.search(err)
@@ -224,7 +227,7 @@ class OpenSSHRemote(Remote):
                     "(run it on the jump host before it if %s is reached through one)"
                     % (entry, where, port, shlex.quote(host), holder, entry))
         lines = [line.strip() for line in err.replace("\r", "").splitlines() if line.strip()]
-        return "cannot connect to %s: %s" % (where, "; ".join(lines[-3:]) or "ssh failed with no message")
+        return "%s %s: %s" % (what, where, "; ".join(lines[-3:]) or "ssh failed with no message")
 
     def _exit_master(self):
         subprocess.run(self._argv("-O", "exit", "--", self.alias), stdin=subprocess.DEVNULL,
@@ -248,11 +251,12 @@ class OpenSSHRemote(Remote):
             _stop(proc)
             proc.wait()
             raise
-        if code == 255 and SSH_WORDS.search(err.decode("utf-8", "replace")):
+        # 255 is ssh's own failure when it says so, or when the master is gone with the command
+        if code == 255 and (SSH_WORDS.search(err.decode("utf-8", "replace")) or not self._alive()):
             with self._lock:
                 self._ready = False        # the next command opens a master again
-            raise RemoteError("lost the connection to %s: %s"
-                              % (self.host, self._refusal(err.decode("utf-8", "replace"))))
+            raise RemoteError(self._refusal(err.decode("utf-8", "replace") or "the connection closed",
+                                            "lost the connection to"))
         return Result(code, out, err)
 
     def close(self):

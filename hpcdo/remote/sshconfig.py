@@ -21,6 +21,7 @@ against the same ``known_hosts`` files by the transport.
 
 import getpass
 import glob
+import hashlib
 import io
 import os
 import re
@@ -87,16 +88,38 @@ def _text(path, base, depth=0):
     return "\n".join(out) + "\n"
 
 
+class _NoConfig:
+    """What :func:`load` gives when there is no ssh_config file: paramiko need not be imported."""
+
+    @staticmethod
+    def lookup(host):
+        return {"hostname": host}
+
+
 def load(path=None):
     """A ``paramiko.SSHConfig`` holding the user's ssh_config (see :func:`config_files`)."""
+    files = config_files(path)
+    if not files:
+        return _NoConfig()
     import paramiko
     config = paramiko.SSHConfig()
-    for full, base in config_files(path):
+    for full, base in files:
         try:
             config.parse(io.StringIO(_text(full, base)))
         except paramiko.ssh_exception.ConfigParseError as exc:
             raise ConfigError("ssh_config file %s: %s" % (full, exc))
     return config
+
+
+def digest(path=None):
+    """A short hash of the user's own ssh_config (the file and what it includes), or None if
+    there is none; cheap (no paramiko): it names the persist agent's socket, so that an agent
+    is not used after the file it read has changed.  (``/etc/ssh/ssh_config`` is left out.)"""
+    files = [(full, base) for full, base in config_files(path) if full != SYSTEM_CONFIG]
+    if not files:
+        return None
+    text = "".join("%s\0%s\0" % (full, _text(full, base)) for full, base in files)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 class Hop:

@@ -191,3 +191,33 @@ def test_ssh_config_port_is_not_overridden_by_a_builtin_default(cfg, tmp_path):
     assert (remote.hostname, remote.port, remote.user) == ("192.0.2.1", 2201, "alice")
     remote = make_remote(cat.machine("explicit"))
     assert (remote.port, remote.user) == (2222, "bob")
+
+
+def test_persist_agent_params_follow_the_ssh_config_file_without_importing_paramiko(cfg, tmp_path):
+    """A call through the persist agent does not pay for paramiko's import (about 0.25 s); the
+    agent resolves ssh_config, and its socket changes with the file."""
+    import subprocess
+    import sys
+    cfg("Host hpc-alias\n  Port 2201\n")
+    (tmp_path / "machines").mkdir()
+    (tmp_path / "machines" / "m.yml").write_text("kept:\n  host: hpc-alias\n  scheduler: slurm\n  persist: 60\n")
+    code = textwrap.dedent("""\
+        import json, sys
+        from hpcdo.config import Catalogue
+        from hpcdo.session import make_remote
+        remote = make_remote(Catalogue(sys.argv[1]).machine("kept"))
+        print(json.dumps([remote.params, remote.host, "paramiko" in sys.modules]))
+    """)
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+    def ask():
+        out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True,
+                             env=dict(os.environ, PYTHONPATH=root), check=True).stdout
+        import json
+        return json.loads(out)
+    params, host, imported = ask()
+    assert not imported
+    assert (params["host"], params["port"], host) == ("hpc-alias", None, "hpc-alias")
+    assert params["ssh_config"]
+    cfg("Host hpc-alias\n  Port 2202\n")
+    assert ask()[0]["ssh_config"] != params["ssh_config"]
