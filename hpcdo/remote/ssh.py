@@ -261,6 +261,8 @@ class SSHRemote(Remote):
             raise
         finally:
             trace.record("connect", self.host, time.monotonic() - start, what="connect")
+        for client in reversed(self._hops):     # the jump hosts of a connection that died
+            client.close()
         self._hops = hops
         conn.transport.set_keepalive(target.server_alive_interval)
         _no_delay(conn.transport.sock)
