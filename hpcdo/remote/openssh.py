@@ -133,13 +133,9 @@ class OpenSSHRemote(Remote):
                  "Host *",
                  "  StrictHostKeyChecking yes"]
         if self.known_hosts:
-            # the machine's file, then what ssh_config (or OpenSSH by default) names for the user
-            try:
-                options = sshconfig.load().lookup(self.alias)
-            except ConfigError:
-                options = {}      # a file paramiko cannot read: ssh itself will say what is wrong
-            user = (options.get("userknownhostsfile") or "~/.ssh/known_hosts ~/.ssh/known_hosts2").split()
-            lines.append("  UserKnownHostsFile " + " ".join([quoted(self.known_hosts)] + user))
+            # as a global file, before the system's: the user's own UserKnownHostsFile stays in force
+            lines.append("  GlobalKnownHostsFile %s /etc/ssh/ssh_known_hosts /etc/ssh/ssh_known_hosts2"
+                         % quoted(self.known_hosts))
         if self.identity_file:
             lines.append("  IdentityFile " + quoted(self.identity_file))
         for path in files:

@@ -53,7 +53,7 @@ def test_machine_values_are_argv_words_and_the_script_one_quoted_word(fake, tmp_
                    "ControlMaster=auto", "ControlPersist=60", "-F " + remote.config_path):
         assert option in words
     config = open(remote.config_path).read()
-    assert "StrictHostKeyChecking yes" in config and '"%s"' % (tmp_path / "kh") in config
+    assert "StrictHostKeyChecking yes" in config and 'GlobalKnownHostsFile "%s"' % (tmp_path / "kh") in config
     assert stat.S_IMODE(os.stat(os.path.dirname(remote.control_path)).st_mode) == 0o700
     # a Unix socket's path (108 bytes, with ssh's own 17-byte suffix): 35 bytes after the home directory
     assert len(remote.control_path) - len(str(tmp_path)) <= 35
@@ -89,3 +89,16 @@ def test_includes_the_users_config_after_hpcdos_own(fake, tmp_path, monkeypatch)
     text = remote._text
     assert text.index("StrictHostKeyChecking yes") < text.index('Include "%s"' % mine)
     assert 'IdentityFile "%s"' % os.path.join(str(tmp_path), "id") in text
+
+
+def test_a_call_on_the_system_ssh_does_not_import_paramiko(tmp_path):
+    """The system ssh reads ssh_config itself: hpcdo need not load paramiko (about 0.25 s a call)."""
+    import subprocess
+    import sys
+    code = ("import sys; from hpcdo.remote.openssh import OpenSSHRemote; "
+            "OpenSSHRemote('h', user='u', port=2, known_hosts='/k', proxy_jump='g:3', name='m'); "
+            "print('paramiko' in sys.modules)")
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env=dict(os.environ, PYTHONPATH=root, HOME=str(tmp_path))).stdout
+    assert out.strip() == "False"
