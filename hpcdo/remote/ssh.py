@@ -77,14 +77,15 @@ def _trust(client, files):
             raise RemoteError("cannot read known_hosts file %s: %s" % (path, exc))
 
 
-def _through(route, known, hops, name):
+def _through(route, known, hops, name, answerer):
     """What the target's connection runs over: None (a TCP connection of its own), the
     ProxyCommand's pipe, or a ``direct-tcpip`` channel through the jump hosts.
 
     Each jump host is a connection of its own, over the previous one's
     channel, and its host key is checked against the same ``known_hosts``
     files as the target's (RejectPolicy): an unknown one is refused.
-    The clients opened are appended to ``hops``.
+    The clients opened are appended to ``hops``.  A jump host that asks for
+    a one-time code or password asks ``answerer``, as the target does.
     """
     import paramiko
 
@@ -99,10 +100,12 @@ def _through(route, known, hops, name):
         _trust(client, known)
         hops.append(client)
         keys = [path for path in hop.identity_files if os.path.exists(path)]
+        where = "jump host %s (%s) of machine %s" % (hop.alias, hop.label, name)
         _login(lambda: client.connect(hop.hostname, port=hop.port, username=hop.user,
                                       key_filename=keys or None, sock=sock,
-                                      timeout=hop.connect_timeout),
-               route, i, "jump host %s (%s) of machine %s" % (hop.alias, hop.label, name))
+                                      timeout=hop.connect_timeout,
+                                      transport_factory=auth.transport_factory(answerer, where)),
+               route, i, where)
         transport = client.get_transport()
         transport.set_keepalive(hop.server_alive_interval)
         if sock is None:
@@ -239,8 +242,8 @@ class SSHRemote(Remote):
         if keys:
             kwargs["key_filename"] = keys
         # a two-factor login's prompts go to the terminal or askpass, never paramiko's input()
-        kwargs["transport_factory"] = auth.transport_factory(
-            self.answerer or auth.Answerer(self.name), self._where())
+        answerer = self.answerer or auth.Answerer(self.name)
+        kwargs["transport_factory"] = auth.transport_factory(answerer, self._where())
         # ssh_config was read by sshconfig; fabric must not read it again: the jump
         # hosts it makes of a ProxyJump line take any host key (AutoAddPolicy)
         conn = fabric.Connection(target.hostname, user=target.user, port=target.port,
@@ -251,7 +254,7 @@ class SSHRemote(Remote):
         start = time.monotonic()
         hops = []
         try:
-            sock = _through(self.route, known, hops, self.name)
+            sock = _through(self.route, known, hops, self.name, answerer)
             if sock is not None:
                 conn.connect_kwargs["sock"] = sock
             _login(conn.open, self.route, len(self.route.jumps), self._where())

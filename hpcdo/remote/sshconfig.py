@@ -267,7 +267,7 @@ def resolve(host, user=None, port=None, identity_file=None, proxy_jump=None, con
     if jump_text and jump_text.strip().lower() != "none":
         jumps = _jump_hops(config, jump_text, identity_file, connect_timeout,
                            "%s: %s" % (where, "proxy_jump" if proxy_jump is not None else "ProxyJump"),
-                           seen=[host])
+                           seen=[(host, target.port)])
     elif proxy_jump is None and options.get("proxycommand", "none").strip().lower() != "none":
         proxy_command = options["proxycommand"]
     return Route(target, jumps, proxy_command, _known_hosts(options, known_hosts), known_hosts)
@@ -277,16 +277,18 @@ def _jump_hops(config, text, identity_file, connect_timeout, where, seen):
     """The hops of ``text``, the first one's own ProxyJump hops put before it."""
     hops = []
     for user, alias, port in parse_jumps(text, where):
-        if alias in seen:
-            continue        # a jump through the host itself (``Host *`` + ProxyJump), as OpenSSH skips it
         hop, options = _hop(config, alias, user, port, identity_file, connect_timeout)
+        if (alias, hop.port) in seen:
+            # a jump through the host itself (``Host *`` + ProxyJump), as OpenSSH skips it;
+            # the same address on another port is another server (a bastion beside the target)
+            continue
         if not hops:
             own = options.get("proxyjump")
             # OpenSSH reaches the first jump host with an ``ssh`` of its own,
             # which follows that host's ProxyJump
             if own and own.strip().lower() != "none":
                 hops += _jump_hops(config, own, identity_file, connect_timeout,
-                                   "ssh_config for %s: ProxyJump" % alias, seen + [alias])
+                                   "ssh_config for %s: ProxyJump" % alias, seen + [(alias, hop.port)])
         hops.append(hop)
         if len(hops) > MAX_HOPS:
             raise ConfigError("%s: more than %d jump hosts (a ProxyJump loop?)" % (where, MAX_HOPS))

@@ -316,3 +316,37 @@ def test_no_terminal_and_no_askpass_is_one_line(mfa_project, mfa):
     assert "doit machine=%s status" % MACHINE in said[0] and "askpass" in said[0], said
     assert "Traceback" not in out.out, out
     assert not agents(known), out
+
+
+def test_a_jump_host_asking_for_a_code_is_answered_the_same_way(cluster, mfa, tmp_path):
+    """A two-factor bastion (the TOTP sshd) before a key-only target (the cluster's usual
+    sshd): the bastion's prompt goes to askpass like the target's would, once."""
+    _text, totp, known = mfa
+    with open(known, "a") as dst, open(cluster.known_hosts) as src:
+        dst.write(src.read())             # one file trusting the bastion and the target
+    asked = tmp_path / "asked"
+    program = tmp_path / "askpass"
+    program.write_text('#!/bin/sh\nprintf "%%s\\n" "$1" >> %s\nexec oathtool --totp - < %s\n'
+                       % (shlex.quote(str(asked)), shlex.quote(totp.secret)))
+    program.chmod(0o700)
+    root = "hpcdo-tests/%s" % uuid.uuid4().hex[:12]
+    project = Project(tmp_path / "project", "testmfajump", root, cluster)
+    with open(project.file("machines/mfa.yml"), "w") as fh:
+        fh.write("\n".join([
+            "testmfajump:",
+            "  extends: testslurm",
+            "  host: %s" % cluster.host,
+            "  port: %d" % cluster.port,
+            "  proxy_jump: %s@%s:%s" % (cluster.user, cluster.env["HPCDO_MFA_HOST"], cluster.env["HPCDO_MFA_PORT"]),
+            "  known_hosts: %s" % known,
+            "  askpass: %s" % program,
+            "  persist: 0",
+            ""]))
+    try:
+        totp.fresh()
+        out = without_terminal(project, "status")
+        assert out.rc == 0, out
+        assert asked.read_text().count(PROMPT) == 1, asked.read_text()
+        assert "Traceback" not in out.out, out
+    finally:
+        cluster.ssh("rm -rf %s" % shlex.quote(root), check=False)

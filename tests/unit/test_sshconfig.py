@@ -104,6 +104,15 @@ def test_first_jump_hosts_own_proxy_jump_comes_first_and_loops_end(cfg):
     assert [h.alias for h in resolve("gwonly", proxy_jump="target", config=config).jumps] == ["b", "a", "c", "target"]
 
 
+def test_a_jump_host_on_the_targets_address_but_another_port_is_kept(cfg):
+    # a bastion beside the target on one address (OpenSSH refuses a loop only on the same
+    # host, port and user); the same host and port is the target itself, skipped
+    config = cfg()
+    route = resolve("127.0.0.1", port=2222, proxy_jump="u@127.0.0.1:2223", config=config)
+    assert [(h.hostname, h.port) for h in route.jumps] == [("127.0.0.1", 2223)]
+    assert resolve("127.0.0.1", port=2222, proxy_jump="127.0.0.1:2222", config=config).jumps == []
+
+
 def test_proxy_command_when_there_is_no_jump(cfg):
     config = cfg()
     route = resolve("viacmd", config=config)
