@@ -35,7 +35,7 @@ def make_remote(machine):
         remote = OpenSSHRemote(machine.host, user=machine.user, port=machine.port,
                                identity_file=machine.identity_file, known_hosts=machine.known_hosts,
                                proxy_jump=machine.proxy_jump, connect_timeout=machine.connect_timeout,
-                               persist=machine.persist, name=machine.name)
+                               persist=machine.persist, name=machine.name, askpass=machine.askpass)
     elif machine.persist:
         # the agent reads ssh_config (this call need not import paramiko); the socket,
         # named after the params, changes with the user's ssh_config file

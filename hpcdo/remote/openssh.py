@@ -37,7 +37,7 @@ import threading
 import time
 
 from .. import ConfigError, RemoteError
-from . import sshconfig, trace
+from . import auth, sshconfig, trace
 from .connection import Remote, Result, _pump
 
 #: the control sockets and generated configs (0700): short, for a Unix socket's 108 bytes
@@ -79,8 +79,9 @@ class OpenSSHRemote(Remote):
     """A machine reached with the system ``ssh`` client, one master connection shared by all commands."""
 
     def __init__(self, host, user=None, port=None, identity_file=None, known_hosts=None,
-                 proxy_jump=None, connect_timeout=None, persist=0, name=None, ssh="ssh"):
+                 proxy_jump=None, connect_timeout=None, persist=0, name=None, ssh="ssh", askpass=None):
         self.name = name or host
+        self.askpass = askpass
         _safe(host, "host", self.name)
         self.alias = host
         self.known_hosts = os.path.expanduser(known_hosts) if known_hosts else None
@@ -194,7 +195,7 @@ class OpenSSHRemote(Remote):
         asked on the terminal (or by SSH_ASKPASS), as by ``ssh`` itself.
         """
         proc = subprocess.run(self._argv("--", self.alias, "true"), stdin=subprocess.DEVNULL,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=self._login_env())
         if proc.returncode != 0:
             err = proc.stderr.decode("utf-8", "replace")
             if not UNKNOWN_KEY.search(err):
@@ -206,6 +207,16 @@ class OpenSSHRemote(Remote):
                 err = again.stderr.decode("utf-8", "replace") or err
             self._refused = RemoteError(self._refusal(err))
             raise self._refused
+
+    def _login_env(self):
+        """ssh's environment for the login: with no terminal to ask on, the machine's askpass
+        (or ``HPCDO_ASKPASS``) answers the prompts, as it does over paramiko."""
+        env = dict(os.environ)
+        program = auth.Answerer(self.name, self.askpass).program()
+        if program and not _terminal():
+            env["SSH_ASKPASS"] = program
+            env["SSH_ASKPASS_REQUIRE"] = "force"       # OpenSSH 8.4+: askpass even without DISPLAY
+        return env
 
     def _refusal(self, err, what="cannot connect to"):
         """One line for the failure ``ssh`` described in ``err``."""
@@ -261,6 +272,15 @@ class OpenSSHRemote(Remote):
             if self._ready and self.persist <= 0:
                 self._exit_master()
             self._ready = False
+
+
+def _terminal():
+    """True if this process has a terminal that ssh can ask on."""
+    try:
+        os.close(os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY))
+        return True
+    except OSError:
+        return False
 
 
 def _stop(proc):

@@ -350,3 +350,24 @@ def test_a_jump_host_asking_for_a_code_is_answered_the_same_way(cluster, mfa, tm
         assert "Traceback" not in out.out, out
     finally:
         cluster.ssh("rm -rf %s" % shlex.quote(root), check=False)
+
+
+def test_the_system_ssh_asks_askpass_when_there_is_no_terminal(mfa, cluster, tmp_path):
+    """transport: openssh on the two-factor sshd: ssh runs the machine's askpass, as paramiko does."""
+    text, totp, _known = mfa
+    asked = tmp_path / "asked"
+    program = tmp_path / "askpass"
+    program.write_text('#!/bin/sh\nprintf "%%s\\n" "$1" >> %s\nexec oathtool --totp - < %s\n'
+                       % (shlex.quote(str(asked)), shlex.quote(totp.secret)))
+    program.chmod(0o700)
+    root = "hpcdo-tests/%s" % uuid.uuid4().hex[:12]
+    project = Project(tmp_path / "project", MACHINE, root, cluster)
+    with open(project.file("machines/mfa.yml"), "w") as fh:
+        fh.write(text + "  transport: openssh\n  askpass: %s\n  persist: 0\n" % program)
+    try:
+        totp.fresh()
+        out = without_terminal(project, "status")
+        assert out.rc == 0, out
+        assert asked.read_text().count(PROMPT) == 1, asked.read_text()
+    finally:
+        cluster.ssh("rm -rf %s" % shlex.quote(root), check=False)
