@@ -23,7 +23,10 @@
 # the top of /etc/hosts, and Grid Engine's own places as Debian lays them out
 # (cell /var/lib/gridengine/default, whose common/act_qmaster we write; spool
 # /var/spool/gridengine; its configuration, kept by sge_qmaster there), so
-# that the /usr/bin clients work with no SGE_ROOT/SGE_CELL set.
+# that the /usr/bin clients work with no SGE_ROOT/SGE_CELL set. The components
+# in components/ add: the two-factor sshd's PAM service /etc/pam.d/hpcdo-mfa-sshd
+# (mfa.sh), and the bastion's network namespace hpcdo-bastion, its veth pair
+# hpcdo-bst0 and /etc/netns/hpcdo-bastion/hosts (bastion.sh).
 #
 # What clients need (ssh key, PBS bin dir, Lmod init file, ...) is written to
 # $HPCDO_CLUSTER_DIR/cluster.env (write_cluster_env).
