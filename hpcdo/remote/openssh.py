@@ -28,9 +28,11 @@ other 255 is the script's.
 
 import atexit
 import hashlib
+import itertools
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import threading
@@ -157,6 +159,10 @@ class OpenSSHRemote(Remote):
                 raise self._refused        # said once per call, not once per task
             if self._ready:
                 return
+            if shutil.which(self.ssh) is None:
+                self._refused = RemoteError("machine %s: transport: openssh needs the system ssh client, "
+                                            "and there is no '%s' on PATH" % (self.name, self.ssh))
+                raise self._refused
             if self.known_hosts and not os.path.exists(self.known_hosts):
                 self._refused = RemoteError("machine %s: known_hosts file %s does not exist"
                                             % (self.name, self.known_hosts))
@@ -237,7 +243,10 @@ class OpenSSHRemote(Remote):
         return "%s %s: %s" % (what, where, "; ".join(lines[-3:]) or "ssh failed with no message")
 
     def _exit_master(self):
-        subprocess.run(self._argv("-O", "exit", "--", self.alias), stdin=subprocess.DEVNULL,
+        # "stop", not "exit": the master is shared by every call with these settings (another
+        # project's, a status in another terminal); it takes no new session and ends when the
+        # sessions running on it have, instead of cutting them
+        subprocess.run(self._argv("-O", "stop", "--", self.alias), stdin=subprocess.DEVNULL,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     # -- commands ---------------------------------------------------------------
@@ -246,23 +255,30 @@ class OpenSSHRemote(Remote):
         command = "sh -s" if script is None else "sh -c " + shlex.quote(script)
         # a session of its own, as over paramiko: a Ctrl-C in the terminal does
         # not reach the remote work by itself
-        proc = subprocess.Popen(self._argv("--", self.alias, command), stdin=subprocess.PIPE,
+        # ssh's own messages go to a log of this command's (-E), apart from the script's stderr
+        log = "%s.%d.%d.log" % (self.control_path[:-len(".cm")], os.getpid(), next(_COMMANDS))
+        proc = subprocess.Popen(self._argv("-E", log, "--", self.alias, command), stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
         counter.started = True
         try:
-            out, err = _pump(chunks, proc.stdin.write, proc.stdin.close,
-                             proc.stdout.read, proc.stderr.read, sink, counter,
-                             abort=lambda: _stop(proc))
-            code = proc.wait()
-        except BaseException:
-            _stop(proc)
-            proc.wait()
-            raise
-        # 255 is ssh's own failure when it says so, or when the master is gone with the command
-        if code == 255 and (SSH_WORDS.search(err.decode("utf-8", "replace")) or not self._alive()):
+            try:
+                out, err = _pump(chunks, proc.stdin.write, proc.stdin.close,
+                                 proc.stdout.read, proc.stderr.read, sink, counter,
+                                 abort=lambda: _stop(proc))
+                code = proc.wait()
+            except BaseException:
+                _stop(proc)
+                proc.wait()
+                raise
+            said = _read_and_remove(log)
+        finally:
+            _read_and_remove(log)
+        # 255 is ssh's own failure when ssh says so, or when the master is gone with the
+        # command; a script that exits 255 itself, with anything on its stderr, is its own
+        if code == 255 and (SSH_WORDS.search(said) or not self._alive()):
             with self._lock:
                 self._ready = False        # the next command opens a master again
-            raise RemoteError(self._refusal(err.decode("utf-8", "replace") or "the connection closed",
+            raise RemoteError(self._refusal(said or err.decode("utf-8", "replace") or "the connection closed",
                                             "lost the connection to"))
         return Result(code, out, err)
 
@@ -272,6 +288,21 @@ class OpenSSHRemote(Remote):
             if self._ready and self.persist <= 0:
                 self._exit_master()
             self._ready = False
+
+
+#: numbers the commands of this process, for their ssh logs' names
+_COMMANDS = itertools.count()
+
+
+def _read_and_remove(path):
+    """The text of ``path`` (ssh's log of one command), which is then removed; "" if none."""
+    try:
+        with open(path, "rb") as fh:
+            text = fh.read().decode("utf-8", "replace")
+        os.remove(path)
+        return text
+    except OSError:
+        return ""
 
 
 def _terminal():

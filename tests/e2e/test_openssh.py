@@ -124,3 +124,55 @@ def test_no_host_key_prompt_or_secret_on_the_command_line(project):
     assert confs and all("StrictHostKeyChecking yes" in c for c in confs)
     mine = [c for c in confs if "testslurm-openssh" in c]
     assert mine and textwrap.dedent(mine[0]).count("Include") == 1     # the HPCDO_SSH_CONFIG file
+
+
+def _remote(cluster, persist=0, **kw):
+    from hpcdo.remote.openssh import OpenSSHRemote
+    return OpenSSHRemote(cluster.host, user=cluster.user, port=cluster.port, identity_file=cluster.key,
+                         known_hosts=cluster.known_hosts, persist=persist, name="shared", **kw)
+
+
+def test_one_call_ending_does_not_cut_anothers_command(cluster, tmp_path, monkeypatch):
+    """Two calls with the same settings share one master; the first to end (persist 0) must
+    not end the other's command with it."""
+    import threading
+    (tmp_path / "ssh_config").write_text("")
+    monkeypatch.setenv("HPCDO_SSH_CONFIG", str(tmp_path / "ssh_config"))
+    long_call, short_call = _remote(cluster), _remote(cluster)
+    assert long_call.control_path == short_call.control_path      # one master for both
+    result = {}
+    worker = threading.Thread(target=lambda: result.update(r=long_call.run("sleep 4; echo finished")))
+    worker.start()
+    try:
+        import time
+        time.sleep(1.5)
+        assert short_call.run("echo short").text.strip() == "short"
+        short_call.close()                       # the end of a persist-0 call
+        worker.join(30)
+        assert result["r"].text.strip() == "finished"
+    finally:
+        worker.join(30)
+        long_call.close()
+
+
+def test_a_script_exiting_255_is_its_own_exit_code(cluster, tmp_path, monkeypatch):
+    (tmp_path / "ssh_config").write_text("")
+    monkeypatch.setenv("HPCDO_SSH_CONFIG", str(tmp_path / "ssh_config"))
+    remote = _remote(cluster)
+    try:
+        r = remote.run('echo "ssh: connect to host github.com port 22: Connection refused" >&2; exit 255',
+                       check=False)
+        assert r.exit_code == 255 and "github.com" in r.stderr.decode()
+        assert remote.run("echo still").text.strip() == "still"
+    finally:
+        remote.close()
+
+
+def test_no_ssh_client_is_one_line(cluster, tmp_path, monkeypatch):
+    from hpcdo import RemoteError
+    (tmp_path / "ssh_config").write_text("")
+    monkeypatch.setenv("HPCDO_SSH_CONFIG", str(tmp_path / "ssh_config"))
+    remote = _remote(cluster, ssh="ssh-not-installed-here")
+    with pytest.raises(RemoteError) as info:
+        remote.run("true")
+    assert "needs the system ssh client" in str(info.value) and "\n" not in str(info.value)
