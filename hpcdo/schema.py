@@ -10,6 +10,7 @@ import re
 
 from . import ConfigError
 from .launchers import LAUNCHERS
+from .remote.sshconfig import name_ok
 from .schedulers import SCHEDULERS
 
 #: characters in a work root that CMake's and make's generated files cannot carry
@@ -58,8 +59,11 @@ TRANSPORTS = ("paramiko", "openssh")
 SCHEMA = {
     "description": (_str_or_none, "a string", "one line about the machine"),
     "extends": (_str_or_none, "a machine name", "start from this machine's settings"),
-    "host": (_str_or_none, "a host name or null", "SSH host; null runs on this computer"),
-    "user": (_str_or_none, "a user name or null", "SSH user name"),
+    "host": (lambda v: v is None or name_ok(v),
+             "a host name or null (no blanks or shell characters, not starting with '-')",
+             "SSH host; null runs on this computer"),
+    "user": (lambda v: v is None or name_ok(v),
+             "a user name or null (no blanks or shell characters, not starting with '-')", "SSH user name"),
     "port": (_pos_int, "a positive integer", "SSH port"),
     "identity_file": (_str_or_none, "a path or null", "SSH private key on this computer"),
     "known_hosts": (_str_or_none, "a path or null", "extra known_hosts file to trust"),

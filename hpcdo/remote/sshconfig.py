@@ -212,8 +212,25 @@ def _local_user():
         return "root" if os.geteuid() == 0 else str(os.geteuid())
 
 
-def _hop(config, alias, user, port, identity_file, connect_timeout):
+#: what OpenSSH (9.6+) refuses in a host or user name given to it: shell characters, which
+#: ssh_config's ``Match exec`` and ``%h``/``%r`` tokens would hand to a shell, and blanks
+UNSAFE_NAME = re.compile(r"""['"`$\\;&<>|(){}\s\x00-\x1f\x7f]""")
+
+
+def name_ok(value):
+    """True if ``value`` is a host or user name that can reach ssh_config and ssh as it is."""
+    return isinstance(value, str) and value != "" and not value.startswith("-") \
+        and not UNSAFE_NAME.search(value)
+
+
+def _hop(config, alias, user, port, identity_file, connect_timeout, where):
     """A Hop for ``alias``: given values first, then ssh_config's, then OpenSSH's defaults."""
+    for what, value in (("host", alias), ("user", user)):
+        if value is not None and not name_ok(value):
+            # the value is not repeated: the line says what is wrong with it
+            raise ConfigError("%s: a %s name may not start with '-' nor hold blanks or any of "
+                              "' \" ` $ \\ ; & < > | ( ) { } (ssh_config would hand them to a shell)"
+                              % (where, what))
     options = config.lookup(alias)
     files = []
     for path in ([identity_file] if identity_file else []) + list(options.get("identityfile") or []):
@@ -261,7 +278,7 @@ def resolve(host, user=None, port=None, identity_file=None, proxy_jump=None, con
     """
     config = load() if config is None else config
     where = "machine %s" % (name or host)
-    target, options = _hop(config, host, user, port, identity_file, connect_timeout)
+    target, options = _hop(config, host, user, port, identity_file, connect_timeout, where)
     jump_text = proxy_jump if proxy_jump is not None else options.get("proxyjump")
     jumps, proxy_command = [], None
     if jump_text and jump_text.strip().lower() != "none":
@@ -277,7 +294,7 @@ def _jump_hops(config, text, identity_file, connect_timeout, where, seen):
     """The hops of ``text``, the first one's own ProxyJump hops put before it."""
     hops = []
     for user, alias, port in parse_jumps(text, where):
-        hop, options = _hop(config, alias, user, port, identity_file, connect_timeout)
+        hop, options = _hop(config, alias, user, port, identity_file, connect_timeout, where)
         if (alias, hop.port) in seen:
             # a jump through the host itself (``Host *`` + ProxyJump), as OpenSSH skips it;
             # the same address on another port is another server (a bastion beside the target)

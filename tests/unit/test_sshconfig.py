@@ -230,3 +230,28 @@ def test_persist_agent_params_follow_the_ssh_config_file_without_importing_param
     assert params["ssh_config"]
     cfg("Host hpc-alias\n  Port 2202\n")
     assert ask()[0]["ssh_config"] != params["ssh_config"]
+
+
+def test_a_host_with_shell_characters_never_reaches_ssh_configs_match_exec(tmp_path):
+    """paramiko runs ``Match exec`` with %h put in unquoted: a host (or jump host) holding shell
+    characters is refused before any lookup, as OpenSSH 9.6+ refuses it."""
+    import paramiko
+    pwned = tmp_path / "PWNED"
+    config = paramiko.SSHConfig.from_text('Match exec "test -n %h"\n  User someone\n')
+    plain = paramiko.SSHConfig.from_text("")
+    for host, jump, conf in [("x$(touch${IFS}%s)" % pwned, None, config), ("-oProxyCommand=touch", None, config),
+                             ("a b", None, config), ("ok", "u@x;touch${IFS}%s" % pwned, plain)]:
+        with pytest.raises(ConfigError) as info:
+            resolve(host, proxy_jump=jump, config=conf, name="m")
+        assert "shell" in str(info.value) and "\n" not in str(info.value)
+    assert not pwned.exists()
+    assert resolve("login.example.org", user="j.doe-1", config=plain, name="m").target.user == "j.doe-1"
+
+
+def test_a_machine_file_host_or_user_with_shell_characters_is_one_error_line(tmp_path):
+    from hpcdo.config import Catalogue
+    (tmp_path / "machines").mkdir()
+    (tmp_path / "machines" / "m.yml").write_text("bad:\n  host: 'h$(id)'\n  scheduler: slurm\n  remote_root: w\n")
+    with pytest.raises(ConfigError) as info:
+        Catalogue(str(tmp_path)).machine("bad")
+    assert "m.yml:2" in str(info.value) and "key 'host'" in str(info.value) and "$(id)" not in str(info.value)
