@@ -23,7 +23,7 @@ import time
 
 from .. import HpcdoError
 from .. import config, jobscript
-from ..remote import scripts
+from ..remote import auth, scripts
 from ..schedulers import LSF, PBS, SGE, Local, Slurm
 from ..session import Session
 
@@ -207,7 +207,7 @@ def check_machine(project):
         result = remote.run(script, what="check", check=False, private=True)
         back = time.time()
     except HpcdoError as exc:
-        report.add("FAIL", "connection", str(exc), fix_text=_connection_fix(machine, str(exc), project.dir))
+        report.add("FAIL", "connection", str(exc), fix_text=_connection_fix(machine, exc, project.dir))
         return report.table(title), report.failed
     answer = scripts.parse_check(result.text)
     if answer.start is None:
@@ -242,9 +242,22 @@ def _launcher(machine):
     return words[0] if words and "$" not in words[0] else None
 
 
-def _connection_fix(machine, message, base):
-    lowered = message.lower()
-    if "host key" in lowered:
+def _connection_fix(machine, exc, base):
+    lowered = str(exc).lower()
+    # through the persist agent a login's refusal arrives as its line only
+    if isinstance(exc, auth.LoginError) or any(
+            words in lowered for words in ("interactive login", "askpass program", "one-time code")):
+        # a two-factor login nobody could answer, a refused code, an askpass that failed:
+        # the line itself says what to do (a terminal, a new code); the setting is askpass
+        if "askpass program" in lowered:
+            return fix(machine, "askpass", base=base) + " (or HPCDO_ASKPASS)"
+        if "interactive login" in lowered:
+            return ("log in once from a terminal (the connection is then kept), or name an askpass "
+                    "program: " + fix(machine, "askpass", base=base))
+        return "call again with a new code; if every code is refused, check 'user' with the site"
+    if "jump host" in lowered:
+        keys = ("proxy_jump", "known_hosts") if "host key" in lowered else ("proxy_jump",)
+    elif "host key" in lowered:
         keys = ("known_hosts",)
     elif "identity_file" in lowered or "authentication" in lowered or "permission denied" in lowered:
         keys = ("user", "identity_file")

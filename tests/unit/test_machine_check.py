@@ -243,6 +243,33 @@ def test_a_refused_connection_is_one_fail_line(tmp_path, here):
     assert got["connection"][0][2] == "change 'known_hosts': set it under 'fake:' in machines/fake.yml"
 
 
+@pytest.mark.parametrize("message, wanted", [
+    ("machine fake needs an interactive login (a one-time code or password), and there is no terminal ...",
+     ["log in once from a terminal (the connection is then kept), or name an askpass program: "
+      "change 'askpass': set it under 'fake:' in machines/fake.yml"]),
+    ("machine fake: the askpass program /x/askpass failed (exit 1): no login",
+     ["change 'askpass' in machines/fake.yml:6 (or HPCDO_ASKPASS)"]),
+    ("machine fake (u@h:22): the server refused the one-time code or password. Nothing was retried ...",
+     ["call again with a new code; if every code is refused, check 'user' with the site"]),
+    ("host key of jump host gw (u@gw:22) of machine fake is not known: refusing to connect ...",
+     ["change 'proxy_jump': set it under 'fake:' in machines/fake.yml", "'known_hosts'"]),
+])
+def test_a_refused_login_says_what_to_change(tmp_path, here, message, wanted):
+    """A two-factor login nobody answered, a failing askpass, a refused code, an unknown jump
+    host: each FAIL names what to do about it, not the host and port."""
+    p = project(tmp_path, here, "partition: debug\naskpass: /x/askpass\n" if "askpass program" in message
+                else "partition: debug\n")
+
+    def refuse():
+        raise RemoteError(message)
+    here.connect = refuse
+    table, failed = check.check_machine(p)
+    assert failed == 1
+    said = rows(table)["connection"][0][2]
+    assert said.startswith(wanted[0]) and all(w in said for w in wanted), table
+    assert "'host'" not in said and "'port'" not in said, table
+
+
 def test_a_login_that_runs_no_script_is_a_fail_line(tmp_path, here):
     p = project(tmp_path, here, "partition: debug\n")
     here.run = lambda script, **kw: Result(1, b"", b"This account is currently not available.\n")
