@@ -25,6 +25,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLUSTER_DIR = os.environ.get("HPCDO_CLUSTER_DIR", "/var/lib/hpcdo-testcluster")
 COPIED = ("dodo.py", "pyproject.toml", "recipes", "machines", "demo", "jobscripts")
 
+# Every doit the tests start imports hpcdo from this checkout, whichever checkout
+# pip installed last (another clone's CI run, a worktree); a PYTHONPATH given
+# on purpose (an old revision, for red-then-green) is kept.
+if not os.environ.get("PYTHONPATH"):
+    os.environ["PYTHONPATH"] = ROOT
+
 
 @contextlib.contextmanager
 def reaped(proc):
