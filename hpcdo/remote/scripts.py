@@ -39,6 +39,8 @@ from .shell import code, quoted, read, render
 q = shlex.quote
 
 ROOT_RE = re.compile(r"^(~|\$\{?[A-Za-z_][A-Za-z0-9_]*\}?)?(/?[^\n\0]*)$")
+#: a variable of the machine's environment, expanded anywhere in the work root: $NAME or ${NAME}
+ROOT_VAR_RE = re.compile(r"\$(?:([A-Za-z_][A-Za-z0-9_]*)|\{([A-Za-z_][A-Za-z0-9_]*)\})")
 
 #: the run markers the probe reads
 MARKERS = ("job.sig", "job.id", "job.exit", "job.tries")
@@ -57,7 +59,11 @@ def words(values):
 
 
 def root_expr(remote_root):
-    """A shell expression for the work root: ``~`` and one leading ``$VAR`` expand, the rest is literal."""
+    """A shell expression for the work root: a leading ``~``, and ``$NAME`` or ``${NAME}`` anywhere, expand.
+
+    The rest is literal text, single-quoted: a ``$(...)``, ``${X:-...}`` or backquote in it
+    runs nothing.
+    """
     m = ROOT_RE.match(remote_root)
     if not m:
         raise ConfigError("remote_root %r: only a leading ~ or $VARIABLE may be expanded" % remote_root)
@@ -68,7 +74,13 @@ def root_expr(remote_root):
         head = '"$%s"' % head.strip("${}")
     elif not rest.startswith("/"):
         head, rest = '"$HOME"', "/" + rest
-    return (head or "") + (q(rest) if rest else "")
+    parts, at = [head or ""], 0
+    for var in ROOT_VAR_RE.finditer(rest):
+        parts += [q(rest[at:var.start()])] if var.start() > at else []
+        parts.append('"$%s"' % (var.group(1) or var.group(2)))
+        at = var.end()
+    parts += [q(rest[at:])] if at < len(rest) else []
+    return "".join(parts)
 
 
 def prelude(remote_root):

@@ -56,6 +56,23 @@ def test_root_expression():
     assert scripts.root_expr("/abs/$(x)") == "'/abs/$(x)'"
 
 
+def test_root_expression_expands_variables_anywhere_and_runs_nothing(tmp_path):
+    """$NAME and ${NAME} past the start are the machine's too (FabSim3's /lustre/$SCRATCH/...);
+    anything else the shell could run stays literal text."""
+    assert scripts.root_expr("/lustre/$SCRATCH/jdoe") == '/lustre/"$SCRATCH"/jdoe'
+    assert scripts.root_expr("$WORK/${GRP}x/a b") == "\"$WORK\"/\"$GRP\"'x/a b'"
+    assert scripts.root_expr("~/w/$USER") == '"$HOME"/w/"$USER"'
+    root = str(tmp_path / "r") + "/$SCRATCH/$(touch PWNED)/${X:-$(touch PWNED)}/`touch PWNED`/$((1+1))/${GRP}"
+    script = 'set -u\nR=%s\nprintf %%s "$R"' % scripts.root_expr(root)
+    for shell in ("dash", "bash"):
+        proc = subprocess.run([shell, "-c", script], cwd=str(tmp_path), capture_output=True,
+                              env={"PATH": os.environ["PATH"], "SCRATCH": "s 1", "GRP": "g"})
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.decode() == (str(tmp_path / "r") + "/s 1/$(touch PWNED)/${X:-$(touch PWNED)}/"
+                                        "`touch PWNED`/$((1+1))/g"), shell
+        assert not list(tmp_path.rglob("PWNED"))
+
+
 def test_upload_refuses_a_short_file(tmp_path):
     script = scripts.upload_script(str(tmp_path), "g", "f.txt", 10, '{"sig": "s"}')
     proc = sh(script, tmp_path, b"only5")
