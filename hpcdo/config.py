@@ -153,11 +153,13 @@ class Catalogue:
 
         found = fabsim.load(path(values["machines"]), path(values.get("user")))
         self.fabsim.append(found)
+        if LOCAL_MACHINE in found.entries or LOCAL_MACHINE in found.errors:
+            # hpcdo's own localhost (no SSH, background jobs) stays what it is, whatever
+            # FabSim3's says (a mistake in it included: machine() never raises its error)
+            self.kept[LOCAL_MACHINE] = ("%s: FabSim3's machine '%s' is not imported: hpcdo's built-in %s is used"
+                                        % (layer.where, LOCAL_MACHINE, LOCAL_MACHINE))
         for name, layers in found.entries.items():
             if name == LOCAL_MACHINE:
-                # hpcdo's own localhost (no SSH, background jobs) stays what it is
-                self.kept[name] = ("%s: FabSim3's machine '%s' is not imported: hpcdo's built-in %s is used"
-                                   % (layer.where, name, name))
                 continue
             self.imported[name] = found
             # A FabSim3 machine named like one hpcdo ships replaces it as a whole: mixing two
@@ -200,8 +202,10 @@ class Catalogue:
     def machine(self, name, overrides=None):
         """Merge and validate machine ``name``; ``overrides`` is a command-line Layer."""
         for found in self.fabsim:
-            # a FabSim3 machine left out says why, even where hpcdo ships one of that name
-            found.require(name)
+            # a FabSim3 machine left out says why, even where hpcdo ships one of that name;
+            # FabSim3's localhost is never imported, so its mistakes are not hpcdo's localhost's
+            if name != LOCAL_MACHINE:
+                found.require(name)
         if name not in self.entries:
             raise ConfigError("unknown machine '%s'%s; known machines: %s"
                               % (name, nearest(name, self.entries), ", ".join(self.names())))

@@ -44,15 +44,18 @@ batch_header               the template's directives: partition, account,
                            working directory, shell) are dropped; ``export``
                            lines: env (a plain value) or assignments in
                            front of run_command (a value the job's shell
-                           expands, e.g. $SLURM_CPUS_PER_TASK)
+                           expands, e.g. $SLURM_CPUS_PER_TASK); only one
+                           assignment word ($NAME, ${NAME}, $((...)), a
+                           trailing comment dropped), else a warning
   (header not found)       budget account, partition_name (or queue)
                            partition, qos_name qos
 run_command                run_command; $cores $nodes $corespernode kept,
                            other $vars filled from the machine
 work_path_template (with   remote_root, filled from the machine's settings;
-runtime_path_template,     a shell variable ($SCRATCH) is left for the
-home_path_template,        machine, and past the path's start it is expanded
-fabric_dir, username ...)  by a shell_setup line (HPCDO_FABSIM_ROOT)
+runtime_path_template,     a shell variable ($SCRATCH, ${SCRATCH}) is left
+home_path_template,        for the machine, anywhere in the path (remote_root
+fabric_dir, username ...)  expands it there); anything else its shell would
+                           run ($(...), `...`) is an error
 memory                     $memory in a header; 2GB where unset, as FabSim3
 modules                    modules: all (as written), unloaded ("unload x"),
                            loaded ("load x")

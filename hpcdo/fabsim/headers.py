@@ -69,6 +69,12 @@ OPTION_RE = re.compile(r"^(--?[A-Za-z][A-Za-z0-9_-]*)(?:(?:=|\s+)(.*))?\Z")
 
 #: a header's ``export NAME=VALUE`` line
 EXPORT_RE = re.compile(r"^export\s+([A-Za-z_][A-Za-z0-9_]*)=(.*)\Z")
+#: the expansions an export's value may hold: the job's variables, $NAME or ${NAME}
+NAME_REF_RE = re.compile(r"\$(?:[A-Za-z_][A-Za-z0-9_]*|\{[A-Za-z_][A-Za-z0-9_]*\})")
+#: what arithmetic, $((...)), may hold besides the job's variables: numbers, names, operators
+ARITH_RE = re.compile(r"^[A-Za-z0-9_\s+\-*/%<>=!&|^~?:,()]*\Z")
+#: what stands for one $((...)) while the value is split into words
+ARITH_MARK = "HPCDOARITH%dX"
 
 
 class BatchHeader:
@@ -204,15 +210,15 @@ class BatchHeader:
         filled = self.fill(text, path, number, what, "export %s=%s" % (name, text), src, False, shell=True)
         if filled is None:
             return
-        value = filled[0]
-        try:
-            words = shlex.split(value) if "$" not in value and "`" not in value else None
-        except ValueError:
-            words = None
-        if words is not None and len(words) == 1:
-            self.env[name] = (words[0], path, number)
+        word = assignment_word(name, filled[0])
+        if word is None:
+            self.warn(src, path, number, "%s: export %s not carried over (its value is not one shell word, "
+                      "or runs a command: hpcdo carries NAME=word, where the word may use $NAME, ${NAME} "
+                      "and $((...)); put other shell in a jobscript template, see jobscript:)" % (what, name))
+        elif word[1] is not None:
+            self.env[name] = (word[1], path, number)
         else:
-            self.assignments.append(("%s=%s" % (name, value), path, number))
+            self.assignments.append((word[0], path, number))
 
     def directive(self, scheduler, body, path, number, what, src, dispatch=False):
         """One scheduler option from a header line or job_dispatch: a key, a directive, or dropped."""
@@ -291,6 +297,67 @@ class BatchHeader:
                       "job; hpcdo's %ss are fixed text)" % (what, kind, body, late[0], kind))
             return None
         return filled, (origin[0] if origin else None)
+
+
+def assignment_word(name, value):
+    """``NAME=value`` as the shell reads it: (the word as written, its plain value or None), or None.
+
+    None unless it is one assignment word, whose trailing comment is dropped as the shell
+    drops it, and whose expansions are only the job's variables ($NAME, ${NAME}) and
+    arithmetic ($((...))): no command, ``;``, ``&``, ``|`` or redirection.  The plain value
+    (quotes removed) is there when nothing in the word is for the job's shell to expand.
+    """
+    text = marked = "%s=%s" % (name, value)
+    arith = []
+    while "$((" in marked:
+        start = marked.index("$((")
+        depth, end = 0, start + 1
+        for end in range(start + 1, len(marked)):
+            depth += {"(": 1, ")": -1}.get(marked[end], 0)
+            if depth == 0:
+                break
+        body = marked[start + 3:end - 1]
+        if depth or marked[end - 1:end + 1] != "))" or not ARITH_RE.match(NAME_REF_RE.sub("", body)) \
+                or not _balanced(body) or ARITH_MARK % len(arith) in text:
+            return None
+        arith.append(marked[start:end + 1])
+        marked = marked[:start] + ARITH_MARK % (len(arith) - 1) + marked[end + 1:]
+    # a comment starts at a '#' that begins a word, outside quotes, as in the shell
+    cut = len(marked)
+    for at, char in enumerate(marked):
+        if char == "#" and marked[at - 1] in " \t" and _words(marked[:at]) is not None and \
+                _words(marked[:at]) == _words(marked[:at].rstrip()):
+            cut = at
+            break
+    raw = marked[:cut].strip()
+    words = _words(raw)
+    if words is None or len(words) != 1 or "`" in raw or "$" in NAME_REF_RE.sub("", raw):
+        return None
+    for number, expression in enumerate(arith):
+        raw = raw.replace(ARITH_MARK % number, expression)
+    if arith or "$" in raw or raw[len(name) + 1:].startswith("~"):
+        return raw, None
+    return raw, words[0][len(name) + 1:]
+
+
+def _words(text):
+    """``text`` split into shell words, operators (``;``, ``&&``, ``>`` ...) apart; None if a quote is open."""
+    lexer = shlex.shlex(text, posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    lexer.commenters = ""
+    try:
+        return list(lexer)
+    except ValueError:
+        return None
+
+
+def _balanced(text):
+    depth = 0
+    for char in text:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth < 0:
+            return False
+    return depth == 0
 
 
 def carry_exports(result, env, assignments):

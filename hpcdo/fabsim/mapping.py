@@ -13,6 +13,7 @@ import re
 from .. import ConfigError
 from ..launchers import VARIABLES
 from ..layer import Layer
+from ..schema import ROOT_REFUSED
 from .headers import BatchHeader
 from .values import JOB_TIME, is_empty, modules_map, str_list, substitute, typed
 
@@ -21,11 +22,9 @@ RUN_VARIABLES = frozenset(VARIABLES)
 
 SHELL_VAR_RE = re.compile(r"^[A-Z_][A-Z0-9_]*\Z")
 
-#: a work root hpcdo's remote_root takes as it is: a leading ~ or $VAR, then no other $
-ROOT_SHELL_RE = re.compile(r"^(~|\$\{?[A-Za-z_][A-Za-z0-9_]*\}?)?[^$]*\Z")
-ROOT_UNQUOTABLE = re.compile(r'["\\`]')
-#: the variable the work root is computed in, when it needs the machine's shell
-ROOT_VARIABLE = "HPCDO_FABSIM_ROOT"
+#: what of the machine's shell a work root may use: its variables, as $NAME or ${NAME}, which
+#: hpcdo's remote_root expands on the machine (hpcdo.remote.scripts.root_expr) and nothing else
+ROOT_VAR_RE = re.compile(r"\$(?:[A-Za-z_][A-Za-z0-9_]*|\{[A-Za-z_][A-Za-z0-9_]*\})")
 
 #: FabSim3's $memory where a machine sets none
 DEFAULT_MEMORY = "2GB"
@@ -119,7 +118,6 @@ class Mapping:
         self.anchor = own[0]
         self.label = "machine '%s'" % name
         self.index = {id(src): i for i, src in enumerate(loader.defaults + result.chain)}
-        self.root_setup = None        # (shell line computing the work root, its source, its key)
 
     # -- reading merged settings -----------------------------------------------
     def get(self, key, kind="text"):
@@ -186,12 +184,17 @@ class Mapping:
                 self.put(key, value, src, key)
 
     def paths(self):
-        """remote_root: FabSim3's work_path, filled in the way FabSim3 fills it."""
+        """remote_root: FabSim3's work_path, filled in the way FabSim3 fills it.
+
+        A shell variable ($SCRATCH, ${SCRATCH}) is left for the machine, anywhere in the path,
+        as FabSim3 leaves it; remote_root expands it there.  Anything else the machine's shell
+        would work out ($(...), ${X:-...}, `...`) is an error, at the template it is in.
+        """
         home_text, home_src = self.get("home_path_template")
         if home_text is None:
             raise ConfigError("%s:%d: %s: key 'home_path_template' is not set, so the work root "
                               "cannot be known" % (self.anchor.path, self.anchor.name_line, self.label))
-        found = {}                    # home_path, runtime_path -> (value, origin)
+        found = {}                    # home_path, runtime_path -> (value, origin, problem or None)
 
         def expand(key, fallback):
             text, src = self.get(key)
@@ -200,38 +203,38 @@ class Mapping:
             self.use(key)
             # the value's origin: the template set last among those it is made of
             origin = [(self.index.get(id(src), -1), src, key)]
+            problems = []             # the first thing the shell would run, from the templates used first
 
-            def lookup(var, at_start):
+            def lookup(var, at_start, own=False):
                 if var in found:
-                    value, other = found[var]
+                    value, other, problem = found[var]
+                    if problem and not problems:
+                        problems.append(problem)
                     if other[0] > origin[0][0]:
                         origin[0] = other
-                    return value
+                    return "" if own else value
                 if var in self.ctx:
                     self.use(var)
                     return self.ctx[var]
                 if SHELL_VAR_RE.match(var):
                     return None       # left for the machine's shell, e.g. $HOME, $WORK, /lustre/$SCRATCH
                 raise self.unknown(src, key, var, text)
-            return substitute(text, lookup), origin[0]
+            value = substitute(text, lookup)
+            # this template's own text and the settings it fills in, without the paths it builds on
+            mine = root_problem(substitute(text, lambda var, at_start: lookup(var, at_start, own=True)))
+            if mine and not problems:
+                problems.append("%s: %s: key '%s' gives a work path with %s" % (src.at(key), self.label, key, mine))
+            return value, origin[0], (problems[0] if problems else None)
 
         found["home_path"] = expand("home_path_template", None)
         found["runtime_path"] = expand("runtime_path_template", "$home_path")
         work = "$runtime_path/$fabric_dir" if self.ctx.get("fabric_dir") else "$runtime_path"
-        root, (_index, src, key) = expand("work_path_template", work)
+        root, (_index, src, key), problem = expand("work_path_template", work)
         root = root.rstrip("/") or root
         if not root:
             raise ConfigError("%s: %s: key '%s' gives an empty work path" % (src.at(key), self.label, key))
-        if ROOT_SHELL_RE.match(root) is None:
-            # a shell variable past the start, which hpcdo's remote_root does not expand: the
-            # machine's shell computes the path before every command, as FabSim3's commands do
-            if ROOT_UNQUOTABLE.search(root):
-                raise ConfigError("%s: %s: key '%s' gives a work path with a \", \\ or ` in it, which "
-                                  "cannot be used as a directory name" % (src.at(key), self.label, key))
-            value = "$HOME" + root[1:] if root.startswith("~/") else root
-            self.root_setup = ('%s="%s"' % (ROOT_VARIABLE, value), src, key)
-            self.put("shell_setup", [self.root_setup[0]], src, key)
-            root = "$" + ROOT_VARIABLE
+        if problem:
+            raise ConfigError(problem)
         self.put("remote_root", root, src, key)
         # later templates (run_prefix_commands, headers) may use the paths, as in FabSim3
         self.ctx.update(home_path=found["home_path"][0], runtime_path=found["runtime_path"][0],
@@ -288,7 +291,7 @@ class Mapping:
         self.use("run_prefix_commands")
         if not commands:
             return
-        out = [self.root_setup[0]] if self.root_setup else []
+        out = []
         for text in commands:
             def lookup(var, _at_start, text=text):
                 if var in self.ctx and var not in JOB_TIME:
@@ -306,6 +309,21 @@ class Mapping:
             " (not set for this machine in machines.yml or machines_user.yml)"
         return ConfigError("%s: %s: key '%s' %r: unknown variable $%s%s"
                            % (src.at(key), self.label, key, text, var, hint))
+
+
+def root_problem(path):
+    """What in work path ``path`` the machine's shell would do more with than expand a $NAME, or None."""
+    literal = ROOT_VAR_RE.sub("", path)
+    if "$" in literal or "`" in literal:
+        what = "a '$' that is not $NAME or ${NAME}" if "$" in literal else "a '`'"
+        return ("%s: hpcdo expands the machine's variables in a work path, as $NAME or ${NAME}, and runs "
+                "nothing in it ($(...), $((...)), ${X:-...} or `...`)" % what)
+    bad = ROOT_REFUSED.search(literal)
+    if bad:
+        char = bad.group(0)
+        what = "a control character" if char < " " or char == "\x7f" else "a '%s'" % char
+        return "%s in it, which build tools cannot use in a directory name" % what
+    return None
 
 
 def default_layer(src):

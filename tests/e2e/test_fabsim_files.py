@@ -51,10 +51,10 @@ class FabProject:
             with open(os.path.join(self.path, "machines", "machines_user.yml"), "w") as fh:
                 fh.write(textwrap.dedent(project_user))
 
-    def doit(self, *args, timeout=600):
+    def doit(self, *args, timeout=600, env=None):
         """doit as a user types it (no remote_root= added): (exit code, stdout, stderr)."""
         proc = subprocess.run([sys.executable, "-m", "doit"] + list(args), cwd=self.path,
-                              capture_output=True, text=True, timeout=timeout)
+                              capture_output=True, text=True, timeout=timeout, env=dict(os.environ, **(env or {})))
         return proc.returncode, proc.stdout, proc.stderr
 
 
@@ -123,6 +123,70 @@ def test_fabsim3_files_say_nothing_on_a_machine_they_do_not_describe(tmp_path):
         rc, out, err = fab.doit(*args)
         assert rc == 0, out + err
         assert said(out + err, "warning") == [] and said(out + err, "error") == [], (args, out + err)
+
+
+def test_fabsim3_work_path_that_would_run_a_command_is_one_error_line(tmp_path):
+    """A FabSim3 work path may use the machine's variables, never run a command there."""
+    fab = FabProject(tmp_path, replace=[("  home_path_template: /work/<your-username>",
+                                         "  home_path_template: /lustre/$(touch${IFS}%s/PWNED)/<your-username>"
+                                         % tmp_path)])
+    rc, out, err = fab.doit("machine=training_hidalgo", "jobscript", "straight")
+    assert rc != 0 and "Traceback" not in out + err, out + err
+    assert said(out + err, "error") == [
+        "hpcdo: error: %s:%d: machine 'training_hidalgo': key 'home_path_template' gives a work path with a '$' "
+        "that is not $NAME or ${NAME}: hpcdo expands the machine's variables in a work path, as $NAME or "
+        "${NAME}, and runs nothing in it ($(...), $((...)), ${X:-...} or `...`)"
+        % (fab.user, line_of(fab.user, "home_path_template: /lustre/"))], out + err
+    assert not list(tmp_path.rglob("PWNED"))
+
+
+def test_fabsim3_mistake_in_its_localhost_leaves_hpcdos_localhost(tmp_path):
+    """FabSim3's localhost is never imported: hpcdo's, the default machine, works whatever it says."""
+    fab = FabProject(tmp_path, replace=[("  cores: 1              # Total cores user requests",
+                                         "  cores: many            # Total cores user requests")])
+    for args in (["list"], ["jobscript", "straight"], ["machine=localhost", "jobscript", "straight"]):
+        rc, out, err = fab.doit(*args)
+        assert rc == 0, (args, out + err)
+        assert said(out + err, "error") == [] and said(out + err, "warning") == [], (args, out + err)
+
+
+FAB_LOCAL = """\
+# FabSim3's format: this computer, with the machine's variable in the middle of the work path
+default:
+  home_path_template: @BASE@/$HPCDO_FAB_GROUP/$group
+  runtime_path_template: $home_path
+  fabric_dir: FabSim
+  work_path_template: $runtime_path/$fabric_dir
+  job_dispatch: ''
+  cores: 1
+  corespernode: 1
+
+fablocal:
+  remote: localhost
+  group: jdoe
+"""
+
+
+def test_fabsim3_variable_mid_path_with_the_projects_shell_setup_runs_the_pipeline(tmp_path):
+    """The project's shell_setup replaces FabSim3's lines, and the work root, $HPCDO_FAB_GROUP in
+    its middle, is still the machine's: nothing of it was in shell_setup."""
+    base = tmp_path / "lustre"
+    deploy = tmp_path / "fabsim" / "deploy"
+    deploy.mkdir(parents=True)
+    (deploy / "machines.yml").write_text(FAB_LOCAL.replace("@BASE@", str(base)))
+    # no user name: this computer has none in hpcdo
+    fab = FabProject(tmp_path, machines=str(deploy / "machines.yml"), replace=[("  username: your-username\n", "")],
+                     project_user="fablocal:\n  shell_setup: ['export HPCDO_FAB_SETUP=1']\n")
+    env = {"HPCDO_FAB_GROUP": "grp7"}
+    rc, out, err = fab.doit("machine=fablocal", "fetch_results:straight", env=env)
+    assert rc == 0 and "Traceback" not in out + err, out + err
+    run = base / "grp7" / "jdoe" / "FabSim" / "lbflow" / "runs" / "straight"
+    assert (run / "summary.json").is_file() and (run / "job.exit").is_file(), sorted(os.listdir(base))
+    with open(os.path.join(fab.path, "results", "fablocal", "straight", "summary.json")) as fh:
+        assert fh.read().strip()
+    # a second call finds everything done, through the same work root
+    rc, out, err = fab.doit("machine=fablocal", "fetch_results:straight", env=env)
+    assert rc == 0 and ".  " not in out, out + err
 
 
 FAB_CLUSTER = """\

@@ -410,6 +410,64 @@ def test_header_directive_needing_a_per_job_value_is_dropped_with_a_warning(tmp_
             "which FabSim3 fills in per job; hpcdo's directives are fixed text)" % header) in found.warnings
 
 
+def test_header_export_with_a_comment_or_two_commands_leaves_the_run_command_whole(tmp_path):
+    """An export line is carried over only as one assignment word (its comment dropped, as the
+    shell drops it); a line that is more than that is a warning, never pasted before the command."""
+    os.makedirs(tmp_path / "templates")
+    write(tmp_path, "templates/slurm-e", """\
+        #!/bin/bash
+        #SBATCH --account=$budget
+        export OMP_NUM_THREADS=1   # no threading
+        export A=x; export B=y
+        export SRUN_CPUS_PER_TASK=$SLURM_CPUS_PER_TASK   # as archer2's
+        export NTASKS=$(( SLURM_JOB_NUM_NODES * (SLURM_NTASKS_PER_NODE + 1) ))  # arithmetic
+        export C="$HOME/a b"
+        export D=$(hostname)
+        export E=`hostname`
+        export F=${X:-$(id)}
+        export G=x && touch PWNED
+        export H=x >/tmp/f
+        export I=a b
+        export J=$((1+$(id -u)))
+        export K="unclosed
+        export L=a#b
+        export M=
+        export N="a # b"
+        """)
+    path = write(tmp_path, "machines.yml", BASE + "  batch_header: slurm-e\n  budget: b1\n")
+    found = fabsim.load(path, write(tmp_path, "u.yml", "default: {username: me}\n"))
+    m, _ = merged(found, "hpc")
+    # a '#' inside a word is the word's, as in the shell
+    assert m["env"] == {"OMP_NUM_THREADS": "1", "L": "a#b", "M": "", "N": "a # b"}
+    assert m["run_command"] == ('SRUN_CPUS_PER_TASK=$$SLURM_CPUS_PER_TASK '
+                                'NTASKS=$$(( SLURM_JOB_NUM_NODES * (SLURM_NTASKS_PER_NODE + 1) )) '
+                                'C="$$HOME/a b" mpirun -np $cores')
+    header = str(tmp_path / "templates" / "slurm-e")
+    said = [w for w in found.warnings_for("hpc") if w.startswith(header)]
+    assert said == ["%s:%d: machine 'hpc': batch_header 'slurm-e': export %s not carried over (its value is not "
+                    "one shell word, or runs a command: hpcdo carries NAME=word, where the word may use $NAME, "
+                    "${NAME} and $((...)); put other shell in a jobscript template, see jobscript:)"
+                    % (header, number, name)
+                    for number, name in ((4, "A"), (8, "D"), (9, "E"), (10, "F"), (11, "G"), (12, "H"),
+                                         (13, "I"), (14, "J"), (15, "K"))]
+    # run as the job runs it: the carried words, then the command
+    from hpcdo import launchers
+    from hpcdo.config import Machine
+    machine = Machine("hpc", {"run_command": m["run_command"], "launcher": None, "launcher_options": None}, {})
+    prefix = launchers.prefix(machine, {"cores": 4, "nodes": 2, "corespernode": 2, "cpn": 2, "threads": 1, "tasks": 4})
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "mpirun").write_text('#!/bin/sh\necho "$SRUN_CPUS_PER_TASK|$NTASKS|$C|$*"\n')
+    (bindir / "mpirun").chmod(0o755)
+    env = {"PATH": "%s:%s" % (bindir, os.environ["PATH"]), "SLURM_CPUS_PER_TASK": "2", "HOME": "/h",
+           "SLURM_JOB_NUM_NODES": "2", "SLURM_NTASKS_PER_NODE": "3"}
+    for shell in ("dash", "bash"):
+        out = subprocess.run([shell, "-c", prefix + " ./app"], capture_output=True, text=True, env=env,
+                             cwd=str(tmp_path))
+        assert out.stdout == "2|8|/h/a b|-np 4 ./app\n", (shell, out)
+    assert not list(tmp_path.rglob("PWNED"))
+
+
 def test_import_errors(tmp_path):
     path = write(tmp_path, "machines.yml", BASE + "  import: nowhere\n")
     with pytest.raises(ConfigError, match=r"machines\.yml:10: machine 'hpc': key 'import' names unknown machine "
@@ -668,22 +726,87 @@ def test_upstream_memory_defaults_to_2GB_as_in_fabsim3(tmp_path):
 
 
 def test_upstream_shell_variable_in_the_middle_of_a_path_is_the_machines(tmp_path):
-    """FabSim3 fills paths with safe_substitute: $SCRATCH stays for the machine's shell, anywhere."""
+    """FabSim3 fills paths with safe_substitute: $SCRATCH stays for the machine's shell, anywhere.
+
+    remote_root keeps it as written, and hpcdo's work root expression (root_expr) expands it on
+    the machine: nothing is added to shell_setup, which a project's own shell_setup would replace.
+    """
     from hpcdo.remote.scripts import root_expr
     user = upstream_user(tmp_path, replace=[("  home_path_template: /work/<your-username>",
                                              "  home_path_template: /lustre/$SCRATCH/<your-username>")])
     cat = upstream_catalogue(tmp_path, user)
     m = cat.machine("training_hidalgo")
-    assert m.remote_root == "$HPCDO_FABSIM_ROOT"
-    assert m.shell_setup[0] == 'HPCDO_FABSIM_ROOT="/lustre/$SCRATCH/jdoe/FabSim"'
-    # run_prefix_commands come after it, and may use the path
-    assert m.shell_setup[1:] == ["export PYTHONPATH=/home/users/jdoe/.local/lib/python3.7/site-packages"]
-    # what the machine's shell makes of it, before every command hpcdo sends
-    script = "\n".join(m.shell_setup) + "\nprintf '%s' " + root_expr(m.remote_root) + "\n"
+    assert m.remote_root == "/lustre/$SCRATCH/jdoe/FabSim"
+    assert m.where("remote_root") == "%s:%d" % (user, line_of(user, "/lustre/$SCRATCH/"))
+    # shell_setup is FabSim3's run_prefix_commands, and they may use the path
+    assert m.shell_setup == ["export PYTHONPATH=/home/users/jdoe/.local/lib/python3.7/site-packages"]
+    assert root_expr(m.remote_root) == '/lustre/"$SCRATCH"/jdoe/FabSim'
+    # what the machine's shell makes of it, in every script hpcdo sends
+    script = "set -u\nprintf '%s' " + root_expr(m.remote_root) + "\n"
     for shell in ("dash", "bash"):
         out = subprocess.run([shell, "-c", script], capture_output=True, text=True, check=True,
                              env={"SCRATCH": "scratch/grp7", "PATH": os.environ["PATH"]})
         assert out.stdout == "/lustre/scratch/grp7/jdoe/FabSim", (shell, out)
+
+
+def test_upstream_project_shell_setup_keeps_the_fabsim3_work_root(tmp_path):
+    """The project's shell_setup replaces FabSim3's lines (list keys replace), and the work root
+    with a variable mid-path still works: it never depended on a shell_setup line."""
+    from hpcdo.remote.scripts import prelude
+    base = tmp_path / "lustre"
+    user = upstream_user(tmp_path, replace=[("  home_path_template: /work/<your-username>",
+                                             "  home_path_template: %s/$SCRATCH/<your-username>" % base)])
+    cat = upstream_catalogue(tmp_path, user, project_user="training_hidalgo: {shell_setup: ['export GIT_PAGER=cat']}\n")
+    m = cat.machine("training_hidalgo")
+    assert m.shell_setup == ["export GIT_PAGER=cat"]
+    # every remote script: the machine's shell_setup, then the prelude entering the work root
+    script = "".join(line + "\n" for line in m.shell_setup) + prelude(m.remote_root) + 'printf "%s" "$PWD"\n'
+    for shell in ("dash", "bash"):
+        out = subprocess.run([shell, "-c", script], capture_output=True, text=True, cwd=str(tmp_path),
+                             env={"SCRATCH": "grp7", "PATH": os.environ["PATH"]})
+        assert (out.returncode, out.stderr) == (0, ""), (shell, out)
+        assert out.stdout == "%s/grp7/jdoe/FabSim" % base, (shell, out)
+
+
+BAD_WORK_PATHS = [
+    # (home_path_template, what the one error line says is wrong)
+    ("/lustre/$(touch${IFS}@TMP@/PWNED)/<your-username>", "a '$' that is not $NAME or ${NAME}"),
+    ("/lustre/$((1+1))/<your-username>", "a '$' that is not $NAME or ${NAME}"),
+    ("/lustre/${X:-$(touch @TMP@/PWNED)}/<your-username>", "a '$' that is not $NAME or ${NAME}"),
+    ("/lustre/$SCRATCH$/<your-username>", "a '$' that is not $NAME or ${NAME}"),
+    ("/lustre/`touch @TMP@/PWNED`/<your-username>", "a '`'"),
+    ("/lustre/$SCRATCH/a;b/<your-username>", "a ';'"),
+    ("/lustre/$SCRATCH/a|b/<your-username>", "a '|'"),
+    ("/lustre/$SCRATCH/a#b/<your-username>", "a '#'"),
+]
+
+
+@pytest.mark.parametrize("template,what", BAD_WORK_PATHS)
+def test_upstream_work_path_the_shell_would_run_is_one_error_line(tmp_path, template, what):
+    """A work path may use the machine's variables ($NAME, ${NAME}), never run a command on it."""
+    template = template.replace("@TMP@", str(tmp_path))
+    user = upstream_user(tmp_path, replace=[("  home_path_template: /work/<your-username>",
+                                             "  home_path_template: %s" % template)])
+    cat = upstream_catalogue(tmp_path, user)
+    with pytest.raises(ConfigError) as err:
+        cat.machine("training_hidalgo")
+    line = line_of(user, "  home_path_template: /lustre/")
+    assert str(err.value).startswith("%s:%d: machine 'training_hidalgo': key 'home_path_template' gives a work "
+                                     "path with %s" % (user, line, what)), str(err.value)
+    assert "\n" not in str(err.value) and "touch" not in str(err.value)
+    # it is not in shell_setup or anywhere else, and the other machines are not held up by it
+    assert cat.machine("archer2").shell_setup == []
+    assert not list(tmp_path.rglob("PWNED"))
+
+
+def test_work_path_variable_in_braces_and_from_another_setting(tmp_path):
+    path = write(tmp_path, "machines.yml", BASE + "  home_path_template: /lustre/${SCRATCH}/$username\n")
+    m, _ = merged(fabsim.load(path, write(tmp_path, "u.yml", "default: {username: me}\n")), "hpc")
+    assert m["remote_root"] == "/lustre/${SCRATCH}/me/FabSim" and "shell_setup" not in m
+    # a command that comes in through another setting is said at the template that uses it
+    found = fabsim.load(path, write(tmp_path, "u.yml", "default: {username: '$(id)'}\n"))
+    assert found.errors["hpc"].startswith("%s:10: machine 'hpc': key 'home_path_template' gives a work path "
+                                          "with a '$' that is not $NAME or ${NAME}" % path)
 
 
 def test_upstream_header_exports_reach_the_job(tmp_path):
@@ -747,3 +870,19 @@ def test_upstream_lines_only_for_the_machine_in_use_and_only_what_changes_a_job(
     for name in ("archer2", "myriad", "eagle_vecma"):
         lines = cat.warnings(name) + cat.notes(name)
         assert not [x for x in lines if "machine '" in x and "machine '%s'" % name not in x], (name, lines)
+
+
+def test_upstream_error_in_fabsim3s_localhost_leaves_hpcdos_localhost_alone(tmp_path):
+    """FabSim3's localhost is never imported, so a mistake in it cannot break hpcdo's, the default machine."""
+    from hpcdo.config import BUILTIN
+    user = upstream_user(tmp_path, replace=[("  cores: 1              # Total cores user requests",
+                                             "  cores: many            # Total cores user requests")])
+    cat = upstream_catalogue(tmp_path, user)
+    m = cat.machine("localhost")
+    assert m.is_local and m.where("scheduler").startswith(BUILTIN + ":")
+    assert m.notes == [
+        "%s: FabSim3's machine 'localhost' is not imported: hpcdo's built-in localhost is used"
+        % os.path.join(str(tmp_path / "upstream-project"), "machines", "fabsim.yml")]
+    assert cat.warnings("localhost") == []
+    # the other FabSim3 machines are FabSim3's as before
+    assert cat.machine("archer2").user == "jdoe"
