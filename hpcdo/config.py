@@ -178,7 +178,13 @@ class Catalogue:
             # FabSim3's own default block applies to its machines only, once,
             # at the root of each extends chain
             if not any(one.values.get("extends") for one in layers):
-                layers = list(found.defaults) + list(layers)
+                defaults = list(found.defaults)
+                if any("host" in one.values and one.values["host"] is None for one in layers):
+                    # "remote: localhost" is this computer, reached with no login: the
+                    # default block's username (every FabSim3 user file has one) is not for it
+                    defaults = [Layer({k: v for k, v in one.values.items() if k != "user"}, one.where,
+                                      one.lines, one.name_line) for one in defaults]
+                layers = defaults + list(layers)
             for one in list(layers) + own:
                 self._add(name, one)
 

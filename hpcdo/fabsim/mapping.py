@@ -171,7 +171,15 @@ class Mapping:
             host = None
         self.put("host", host, rsrc, "remote")
         user, usrc = self.get("username")
-        if user is not None:
+        if user is not None and host is None:
+            # FabSim3 runs a "remote: localhost" machine as this computer's user; hpcdo
+            # runs it with no login at all (a user without a host means nothing)
+            self.use("username")
+            if self.name != "localhost":         # FabSim3's own localhost is never imported
+                self.warn(usrc, usrc.path, usrc.line("username"),
+                          "key 'username' is not used: remote 'localhost' runs on this computer, as you",
+                          level=NOTE)
+        elif user is not None:
             self.use("username")
             if re.match(r"^<.*>$", user):
                 self.warn(usrc, usrc.path, usrc.line("username"),

@@ -66,7 +66,8 @@ def root_expr(remote_root):
     """
     m = ROOT_RE.match(remote_root)
     if not m:
-        raise ConfigError("remote_root %r: only a leading ~ or $VARIABLE may be expanded" % remote_root)
+        raise ConfigError("remote_root %r: only a leading ~ and $VARIABLE or ${VARIABLE} may be expanded"
+                          % remote_root)
     head, rest = m.group(1), m.group(2)
     if head == "~":
         head = '"$HOME"'

@@ -886,3 +886,26 @@ def test_upstream_error_in_fabsim3s_localhost_leaves_hpcdos_localhost_alone(tmp_
     assert cat.warnings("localhost") == []
     # the other FabSim3 machines are FabSim3's as before
     assert cat.machine("archer2").user == "jdoe"
+
+
+def test_a_machine_on_remote_localhost_with_a_username_runs_here(tmp_path):
+    """FabSim3 machines with ``remote: localhost`` and a username (most users' files set one)
+    are this computer: the username is a note, not 'user is set but host is not'."""
+    user = upstream_user(tmp_path, extra="""
+    mylaptop:
+      remote: localhost
+      username: jdoe
+      home_path_template: /tmp/mylaptop
+    """)
+    with open(UP_MACHINES) as fh:
+        base = fh.read()
+    (tmp_path / "machines.yml").write_text(base + "\nmylaptop:\n  remote: localhost\n  job_dispatch: ''\n")
+    top = tmp_path / "upstream-project"
+    (top / "machines").mkdir(parents=True)
+    (top / "machines" / "fabsim.yml").write_text(
+        "fabsim3:\n  machines: %s\n  user: %s\n" % (tmp_path / "machines.yml", user))
+    cat = Catalogue(str(top))
+    m = cat.machine("mylaptop")
+    assert m.host is None and m.user is None and m.is_local
+    assert any("'username' is not used" in note for note in m.notes), m.notes
+    assert not any("username" in w for w in cat.warnings("mylaptop")), cat.warnings("mylaptop")
