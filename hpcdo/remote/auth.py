@@ -26,13 +26,12 @@ paramiko is hooked at one place: the ``Transport`` made for a connection
 instead of paramiko's ``input()`` on stdin.
 """
 
-import atexit
 import json
 import os
 import subprocess
-import threading
 
 from .. import RemoteError
+from .terminal import NoAnswer, Terminal, guard_sigterm, printable, strip_newline
 
 #: the environment variable naming an askpass program when the machine names none
 ASKPASS_ENV = "HPCDO_ASKPASS"
@@ -59,10 +58,11 @@ class Answerer:
         self.askpass = askpass
         self.kept = kept
         self.tty = tty
+        guard_sigterm()           # echo put back on SIGTERM during a prompt (main thread only)
 
     def available(self):
         """True if a terminal or an askpass program can answer (asked before any code is sent)."""
-        terminal = _Terminal.open(self.tty)
+        terminal = Terminal.open(self.tty)
         if terminal is not None:
             terminal.__exit__()
             return True
@@ -75,13 +75,16 @@ class Answerer:
 
     def __call__(self, title, instructions, prompts):
         """The answers to ``prompts`` (a list of (text, echo) pairs), one per prompt."""
-        terminal = _Terminal.open(self.tty)
+        terminal = Terminal.open(self.tty)
         if terminal is not None:
             with terminal:
                 for line in (title, instructions):
-                    if line and line.strip():
+                    if line and printable(line).strip():
                         terminal.say(line.rstrip("\n"))
-                return [terminal.ask(self._label(text), echo) for text, echo in prompts]
+                try:
+                    return [terminal.ask(self._label(text), echo) for text, echo in prompts]
+                except NoAnswer:
+                    raise LoginError("no answer was typed (end of input): no login") from None
         program = self.program()
         if program is not None:
             return [self._run(program, self._label(text)) for text, _echo in prompts]
@@ -90,6 +93,7 @@ class Answerer:
         raise LoginError(self.needs_login())
 
     def _label(self, text):
+        text = printable(text)
         return "(%s) %s" % (self.machine, text) if text else "(%s) " % self.machine
 
     def needs_login(self):
@@ -115,89 +119,7 @@ class Answerer:
             # its output is not shown: it may be a secret
             raise LoginError("machine %s: the askpass program %s failed (exit %d): no login"
                              % (self.machine, program, proc.returncode))
-        return _strip_newline(proc.stdout.decode("utf-8", "replace"))
-
-
-def _strip_newline(text):
-    if text.endswith("\n"):
-        text = text[:-1]
-    if text.endswith("\r"):
-        text = text[:-1]
-    return text
-
-
-#: terminal settings to put back if the process ends during a prompt read without echo
-_restore = {}
-_restore_lock = threading.Lock()
-
-
-@atexit.register
-def _restore_terminals():
-    import termios
-    with _restore_lock:
-        for fd, attrs in list(_restore.items()):
-            try:
-                termios.tcsetattr(fd, termios.TCSAFLUSH, attrs)
-            except (OSError, termios.error):
-                pass
-        _restore.clear()
-
-
-class _Terminal:
-    """The user's terminal, opened for one round of prompts."""
-
-    def __init__(self, fd):
-        self.fd = fd
-
-    @classmethod
-    def open(cls, path):
-        """The terminal at ``path``, or None if there is none (no controlling terminal: CI, cron)."""
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_NOCTTY)
-        except OSError:
-            return None
-        if not os.isatty(fd):
-            os.close(fd)
-            return None
-        return cls(fd)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        os.close(self.fd)
-
-    def say(self, text):
-        os.write(self.fd, (text + "\n").encode("utf-8", "replace"))
-
-    def ask(self, prompt, echo):
-        """One answer to ``prompt``, read with echo off unless ``echo``."""
-        import termios
-        old = None
-        if not echo:
-            old = termios.tcgetattr(self.fd)
-            new = list(old)
-            new[3] &= ~termios.ECHO
-            with _restore_lock:
-                _restore[self.fd] = old
-            termios.tcsetattr(self.fd, termios.TCSAFLUSH, new)
-        try:
-            os.write(self.fd, prompt.encode("utf-8", "replace"))
-            data = bytearray()
-            while not data.endswith(b"\n"):
-                block = os.read(self.fd, 1)
-                if not block:
-                    break
-                data += block
-        finally:
-            if old is not None:
-                termios.tcsetattr(self.fd, termios.TCSAFLUSH, old)
-                with _restore_lock:
-                    _restore.pop(self.fd, None)
-                os.write(self.fd, b"\n")      # the newline the user typed was not echoed
-        if not data:
-            raise LoginError("no answer was typed (end of input): no login")
-        return _strip_newline(bytes(data).decode("utf-8", "replace"))
+        return strip_newline(proc.stdout.decode("utf-8", "replace"))
 
 
 # -- the persistent agent's prompts, relayed to the call that started it ----------
@@ -214,25 +136,51 @@ class PipeAnswerer:
         self.machine = machine
         self.rfile = rfile
         self.wfile = wfile
+        self._refusal = None
 
     def close(self):
         self.rfile = self.wfile = None
 
-    def __call__(self, title, instructions, prompts):
-        if self.wfile is None:
-            raise LoginError("the kept connection to machine %s was lost and its login needs a code or "
-                             "password: run the command again from a terminal" % self.machine)
-        question = {"title": title, "instructions": instructions, "prompts": [list(p) for p in prompts]}
+    def _lost(self):
+        return ("the kept connection to machine %s was lost and its login needs a code or "
+                "password: run the command again from a terminal" % self.machine)
+
+    def _exchange(self, question):
+        """The caller's reply to ``question`` (a dict; {} if it gave none)."""
         try:
             self.wfile.write((ASK + json.dumps(question) + "\n").encode())
             self.wfile.flush()
             reply = json.loads(self.rfile.readline() or b"{}")
         except (OSError, ValueError):
             reply = {}
+        return reply if isinstance(reply, dict) else {}
+
+    def available(self):
+        """True if the call that started the agent can answer (its terminal or askpass), asked
+        over the pipes before anything is sent to the server; False once they are closed."""
+        if self.wfile is None:
+            self._refusal = self._lost()
+            return False
+        reply = self._exchange({"available": True})
+        if reply.get("available") is True:
+            return True
+        self._refusal = str(reply.get("refused") or "the call that started the connection agent for %s "
+                            "cannot answer its login prompt" % self.machine)
+        return False
+
+    def needs_login(self):
+        """The one line for a login nobody can answer (the caller's own, as it said it)."""
+        return self._refusal or self._lost()
+
+    def __call__(self, title, instructions, prompts):
+        if self.wfile is None:
+            raise LoginError(self._lost())
+        reply = self._exchange({"title": title, "instructions": instructions,
+                                "prompts": [list(p) for p in prompts]})
         if "answers" in reply and isinstance(reply["answers"], list):
             return [str(a) for a in reply["answers"]]
-        raise LoginError(reply.get("refused") or "the call that started the connection agent for %s "
-                         "gave no answer to its login prompt" % self.machine)
+        raise LoginError(str(reply.get("refused") or "the call that started the connection agent for %s "
+                         "gave no answer to its login prompt" % self.machine))
 
 
 def answer_agent(rfile, wfile, answerer):
@@ -245,6 +193,12 @@ def answer_agent(rfile, wfile, answerer):
             return line
         try:
             question = json.loads(line[len(ASK):])
+            if question.get("available"):
+                can = getattr(answerer, "available", None)
+                reply = {"available": True} if can is None or can() else {
+                    "available": False, "refused": answerer.needs_login()}
+                _reply(wfile, reply)
+                continue
             prompts = [(str(p[0]), bool(p[1])) for p in question["prompts"]]
             reply = {"answers": answerer(question.get("title") or "", question.get("instructions") or "",
                                          prompts)}
@@ -252,65 +206,218 @@ def answer_agent(rfile, wfile, answerer):
             reply = {"refused": str(exc)}
         except (ValueError, KeyError, TypeError, IndexError):
             reply = {"refused": "the connection agent asked a question that could not be read"}
-        try:
-            wfile.write((json.dumps(reply) + "\n").encode())
-            wfile.flush()
-        except OSError:
-            pass
+        _reply(wfile, reply)
     return ""
+
+
+def _reply(wfile, reply):
+    try:
+        wfile.write((json.dumps(reply) + "\n").encode())
+        wfile.flush()
+    except OSError:
+        pass
 
 
 # -- paramiko --------------------------------------------------------------------
 
+_classes = {}
+
+
 def transport_factory(answerer, where):
-    """A ``transport_factory`` for ``SSHClient.connect`` whose keyboard-interactive step asks
-    ``answerer``; ``where`` names the machine in the refusal."""
+    """A ``transport_factory`` for ``SSHClient.connect`` whose keyboard-interactive and password
+    steps ask ``answerer``; ``where`` names the machine in a refusal."""
+    guard_sigterm()
+    transport = _paramiko_classes()[0]
+
+    def make(sock, **kwargs):
+        return transport(sock, answerer, where, **kwargs)
+    return make
+
+
+def client(answerer, where):
+    """A paramiko ``SSHClient`` whose login asks ``answerer`` for what the server wants beyond
+    the keys: a one-time code or password (keyboard-interactive, password) and the passphrase
+    of a key no ssh-agent holds; each once, nothing sent to the server when no one answers."""
+    return _paramiko_classes()[1](answerer, where)
+
+
+def _paramiko_classes():
+    if not _classes:
+        _classes[0], _classes[1] = _make_classes()
+    return _classes[0], _classes[1]
+
+
+def _make_classes():
     import paramiko
 
     class Transport(paramiko.Transport):
-        _asked = False
+        def __init__(self, sock, answerer, where, **kwargs):
+            super().__init__(sock, **kwargs)
+            self.answerer = answerer
+            self.where = where
+            self.asked = set()            # the steps asked once already
+            self.allowed = []             # the methods a partly accepted key leaves
 
-        def _interactive(self, username, submethods=""):
-            if self._asked:
-                raise LoginError("%s: the login was refused (one try only)" % where)
-            self._asked = True
-            available = getattr(answerer, "available", None)
-            if available is not None and not available():
-                self.close()          # nobody to ask: the server is not even sent an empty answer
-                raise LoginError(answerer.needs_login())
+        def refuse(self, line):
+            self.close()                  # nothing more is sent: no empty answer, no retry
+            raise LoginError(line)
+
+        def _once(self, step):
+            if step in self.asked:
+                self.refuse("%s: the login was refused (one try only)" % self.where)
+            self.asked.add(step)
+            if not self.can_ask():
+                self.refuse(self.answerer.needs_login())
+
+        def can_ask(self):
+            available = getattr(self.answerer, "available", None)
+            return available is None or available()
+
+        def ask(self, prompt):
+            """The answerer's answer to our own secret ``prompt`` (a password, a passphrase)."""
+            try:
+                answers = self.answerer("", "", [(prompt, False)])
+            except LoginError as exc:
+                self.refuse(str(exc))
+            if len(answers) != 1:
+                self.refuse("%s: no answer to '%s': no login" % (self.where, prompt.strip()))
+            return answers[0]
+
+        def interactive(self, username, submethods=""):
+            self._once("keyboard-interactive")
             failed = []
 
             def handler(title, instructions, prompts):
-                # runs in paramiko's transport thread: an exception here would be logged
-                # with a traceback; keep it, answer nothing, and raise it below
+                # runs in paramiko's transport thread: an exception here would be logged with a
+                # traceback, and an empty answer counts as a failed login; close the connection
+                # (nothing is sent), keep the error, and raise it below
                 try:
-                    return answerer(title, instructions, prompts)
+                    return self.answerer(title, instructions, prompts)
                 except LoginError as exc:
                     failed.append(exc)
+                    self.close()
                     return []
             self.auth_timeout = max(self.auth_timeout or 0, ANSWER_TIMEOUT)
             try:
                 return self.auth_interactive(username, handler, submethods)
+            except paramiko.BadAuthenticationType as exc:
+                return self.second(username, exc.allowed_types, exc)
             except paramiko.SSHException:
                 self.close()
                 if failed:
                     raise failed[0] from None
-                raise LoginError("%s: the server refused the one-time code or password. Nothing was "
-                                 "retried (repeated failures can lock the account): run the command "
-                                 "again with a new code" % where) from None
+                self.refuse("%s: the server refused the one-time code or password. Nothing was "
+                            "retried (repeated failures can lock the account): run the command "
+                            "again with a new code" % self.where)
+
+        def password(self, username):
+            self._once("password")
+            secret = self.ask("Password: ")
+            self.auth_timeout = max(self.auth_timeout or 0, ANSWER_TIMEOUT)
+            try:
+                allowed = self.auth_password(username, secret, fallback=False)
+            except paramiko.BadAuthenticationType as exc:
+                return self.second(username, exc.allowed_types, exc)
+            except paramiko.SSHException:
+                self.refuse("%s: the server refused the password. Nothing was retried (repeated "
+                            "failures can lock the account): run the command again" % self.where)
+            return self.second(username, allowed) if allowed else []
+
+        def second(self, username, allowed, error=None):
+            """The next step of a login the server says may continue with ``allowed``."""
+            allowed = list(allowed or [])
+            if "keyboard-interactive" in allowed and "keyboard-interactive" not in self.asked:
+                return self.interactive(username)
+            if "password" in allowed and "password" not in self.asked:
+                return self.password(username)
+            self.refuse("%s: the server wants a login by %s, which hpcdo's SSH library does not "
+                        "offer here: set 'transport: openssh' on the machine to log in with the "
+                        "system ssh" % (self.where, " or ".join(allowed) or "no method it names"))
 
         # paramiko's SSHClient asks this after a key that was accepted as a first factor
         def auth_interactive_dumb(self, username, handler=None, submethods=""):
-            return self._interactive(username, submethods)
+            if "keyboard-interactive" not in self.allowed and "password" in self.allowed:
+                return self.password(username)
+            return self.interactive(username, submethods)
 
         def auth_publickey(self, username, key, event=None):
-            try:
-                return super().auth_publickey(username, key, event)
-            except paramiko.BadAuthenticationType as exc:
-                if "keyboard-interactive" in (exc.allowed_types or []):
-                    return self._interactive(username)     # a site that takes no key: codes only
-                raise
+            self.allowed = super().auth_publickey(username, key, event) or []
+            return self.allowed
 
-    def make(sock, **kwargs):
-        return Transport(sock, **kwargs)
-    return make
+        def unlock(self, path):
+            """The key at ``path``, its passphrase asked of the answerer (once)."""
+            if not self.can_ask():
+                self.refuse("%s: key %s is protected by a passphrase and there is no terminal or "
+                            "askpass program to ask it: load it into an ssh-agent with 'ssh-add %s'"
+                            % (self.where, path, path))
+            phrase = self.ask("Passphrase for key %s: " % path)
+            try:
+                return paramiko.PKey.from_path(path, password=phrase.encode("utf-8"))
+            except (paramiko.SSHException, ValueError, TypeError, OSError):
+                self.refuse("%s: the passphrase for key %s was not accepted (nothing was sent to the "
+                            "server): run the command again, or load the key with 'ssh-add %s'"
+                            % (self.where, path, path))
+
+        def after_keys(self, username, locked, error):
+            """The login once the keys paramiko could load are refused or none exists: the
+            passphrase-protected keys, then what the server still allows (asked by auth_none)."""
+            for path in locked:
+                key = self.unlock(path)
+                try:
+                    allowed = self.auth_publickey(username, key)
+                except paramiko.BadAuthenticationType:
+                    break                     # the server takes no key at all
+                except paramiko.SSHException:
+                    continue                  # not this key
+                return self.second(username, allowed) if allowed else []
+            try:
+                self.auth_none(username)
+                return []                     # the server asks for nothing
+            except paramiko.BadAuthenticationType as exc:
+                allowed = list(exc.allowed_types or [])
+            except paramiko.SSHException:
+                raise error from None
+            if "keyboard-interactive" in allowed or "password" in allowed:
+                return self.second(username, allowed)
+            raise error from None             # keys only: the key's refusal says it
+
+    class Client(paramiko.SSHClient):
+        def __init__(self, answerer, where):
+            super().__init__()
+            self.answerer = answerer
+            self.where = where
+            self.locked = []
+
+        def connect(self, hostname, key_filename=None, **kwargs):
+            kwargs.setdefault("transport_factory", transport_factory(self.answerer, self.where))
+            files = [key_filename] if isinstance(key_filename, str) else list(key_filename or [])
+            self.locked = [path for path in files if _encrypted(paramiko, path)]
+            files = [path for path in files if path not in self.locked]
+            return super().connect(hostname, key_filename=files or None, **kwargs)
+
+        def _auth(self, username, *args):
+            transport = self._transport
+            try:
+                super()._auth(username, *args)
+            except paramiko.SSHException as exc:
+                if not isinstance(transport, Transport) or not transport.is_active() \
+                        or transport.is_authenticated():
+                    raise
+                transport.after_keys(username, self.locked, exc)
+            if isinstance(transport, Transport) and not transport.is_authenticated():
+                # a key accepted as a first factor, then a method paramiko's client skips
+                transport.second(username, transport.allowed)
+    return Transport, Client
+
+
+def _encrypted(paramiko, path):
+    """True if the key file at ``path`` needs a passphrase (paramiko would skip it)."""
+    try:
+        paramiko.PKey.from_path(path)
+    except paramiko.PasswordRequiredException:
+        return True
+    except TypeError as exc:          # cryptography's word for an OpenSSH-format key's
+        return "password" in str(exc)
+    except Exception:
+        pass                  # unreadable, or a kind paramiko reads otherwise: left to paramiko
+    return False

@@ -96,15 +96,14 @@ def _through(route, known, hops, name, answerer):
             raise RemoteError("machine %s: ssh_config's ProxyCommand cannot start: %s" % (name, exc))
     sock = None
     for i, hop in enumerate(route.jumps):
-        client = paramiko.SSHClient()
+        where = "jump host %s (%s) of machine %s" % (hop.alias, hop.label, name)
+        client = auth.client(answerer, where)     # its login's prompts ask answerer
         _trust(client, known)
         hops.append(client)
         keys = [path for path in hop.identity_files if os.path.exists(path)]
-        where = "jump host %s (%s) of machine %s" % (hop.alias, hop.label, name)
         _login(lambda: client.connect(hop.hostname, port=hop.port, username=hop.user,
                                       key_filename=keys or None, sock=sock,
-                                      timeout=hop.connect_timeout,
-                                      transport_factory=auth.transport_factory(answerer, where)),
+                                      timeout=hop.connect_timeout),
                route, i, where)
         transport = client.get_transport()
         transport.set_keepalive(hop.server_alive_interval)
@@ -241,14 +240,15 @@ class SSHRemote(Remote):
         keys = [path for path in target.identity_files if os.path.exists(path)]
         if keys:
             kwargs["key_filename"] = keys
-        # a two-factor login's prompts go to the terminal or askpass, never paramiko's input()
         answerer = self.answerer or auth.Answerer(self.name)
-        kwargs["transport_factory"] = auth.transport_factory(answerer, self._where())
         # ssh_config was read by sshconfig; fabric must not read it again: the jump
         # hosts it makes of a ProxyJump line take any host key (AutoAddPolicy)
         conn = fabric.Connection(target.hostname, user=target.user, port=target.port,
                                  connect_timeout=target.connect_timeout, connect_kwargs=kwargs,
                                  gateway=False, config=fabric.Config(ssh_config=paramiko.SSHConfig()))
+        # a login's prompts (a code, a password, a key's passphrase) go to the terminal or
+        # askpass, never paramiko's input(), and a password- or code-only login is asked too
+        conn.client = auth.client(answerer, self._where())
         known = self._known_hosts_files()
         _trust(conn.client, known)
         start = time.monotonic()

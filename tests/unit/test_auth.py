@@ -20,6 +20,7 @@ from hpcdo.remote import auth
 from hpcdo.remote.auth import Answerer, LoginError, PipeAnswerer, answer_agent
 
 CODE = "493817"
+PASSWORD = "correct horse"
 NO_TTY = "/nonexistent/tty"
 
 
@@ -200,17 +201,37 @@ def test_the_callers_refusal_reaches_the_agent_and_a_closed_relay_says_so():
 # -- paramiko: a server asking for a key, then a code ------------------------------------
 
 class TwoFactorServer(paramiko.ServerInterface):
-    def __init__(self, key):
+    """A key then a code, unless told: ``methods`` offered first, ``after_key`` once the key is
+    accepted (None: the key alone logs in), ``takes_key``: the key is registered."""
+
+    def __init__(self, key, methods="publickey,keyboard-interactive", after_key="keyboard-interactive",
+                 takes_key=True):
         self.key = key
+        self.methods = methods
+        self.after_key = after_key
+        self.takes_key = takes_key
+        self.key_done = False
         self.responses = []
+        self.passwords = []
 
     def get_allowed_auths(self, username):
-        return "publickey,keyboard-interactive"
+        return self.after_key if self.key_done else self.methods
 
     def check_auth_publickey(self, username, key):
-        return paramiko.AUTH_PARTIALLY_SUCCESSFUL if key == self.key else paramiko.AUTH_FAILED
+        if "publickey" not in self.get_allowed_auths(username) or not self.takes_key or key != self.key:
+            return paramiko.AUTH_FAILED
+        self.key_done = True
+        return paramiko.AUTH_PARTIALLY_SUCCESSFUL if self.after_key else paramiko.AUTH_SUCCESSFUL
+
+    def check_auth_password(self, username, password):
+        if "password" not in self.get_allowed_auths(username):
+            return paramiko.AUTH_FAILED
+        self.passwords.append(password)
+        return paramiko.AUTH_SUCCESSFUL if password == PASSWORD else paramiko.AUTH_FAILED
 
     def check_auth_interactive(self, username, submethods):
+        if "keyboard-interactive" not in self.get_allowed_auths(username):
+            return paramiko.AUTH_FAILED
         query = paramiko.InteractiveQuery("", "")
         query.add_prompt("Verification code: ", False)
         return query
@@ -225,14 +246,16 @@ class TwoFactorServer(paramiko.ServerInterface):
 
 @pytest.fixture
 def server(tmp_path):
-    """(connect(answerer) -> transport or exception, the server's record): a two-factor sshd in a thread."""
+    """(connect(answerer, keys=the user's key) -> transport or exception, the server's record):
+    a two-factor sshd in a thread, logged into as hpcdo does (auth.client)."""
     host_key = paramiko.Ed25519Key.from_private_key_file(_keygen(tmp_path, "host"))
     user_file = _keygen(tmp_path, "user")
     fake = TwoFactorServer(paramiko.Ed25519Key.from_private_key_file(user_file))
+    fake.user_file = user_file
     known = tmp_path / "known_hosts"
     transports = []
 
-    def connect(answerer):
+    def connect(answerer, keys=(user_file,)):
         listener = socket.socket()
         listener.bind(("127.0.0.1", 0))
         listener.listen(1)
@@ -244,14 +267,17 @@ def server(tmp_path):
             t = paramiko.Transport(conn)
             t.add_server_key(host_key)
             transports.append(t)
-            t.start_server(server=fake)
+            try:
+                t.start_server(server=fake)
+            except (paramiko.SSHException, EOFError, OSError):
+                pass              # the client closed the connection during the handshake
         threading.Thread(target=serve, daemon=True).start()
-        client = paramiko.SSHClient()
+        client = auth.client(answerer, "machine m")
         client.set_missing_host_key_policy(paramiko.RejectPolicy())
         client.load_host_keys(str(known))
         try:
-            client.connect("127.0.0.1", port=port, username="u", key_filename=[user_file], allow_agent=False,
-                           look_for_keys=False, transport_factory=auth.transport_factory(answerer, "machine m"))
+            client.connect("127.0.0.1", port=port, username="u", key_filename=list(keys) or None,
+                           allow_agent=False, look_for_keys=False)
             return client.get_transport()
         except Exception as exc:
             return exc
@@ -308,6 +334,207 @@ def test_an_answerer_failing_in_paramikos_thread_is_raised_as_itself(server, mon
     monkeypatch.delenv(auth.ASKPASS_ENV, raising=False)
     error = connect(Answerer("m", askpass=program(tmp_path, "exit 1\n"), tty=NO_TTY))
     assert isinstance(error, LoginError) and "askpass program" in str(error), error
+
+
+# -- nothing is sent to the server when no one can answer (a failed login counts) -------------
+
+def agent_answering(answerer):
+    """A PipeAnswerer whose caller answers with ``answerer`` over real pipes (as the agent's)."""
+    to_client_r, to_client_w = os.pipe()
+    to_agent_r, to_agent_w = os.pipe()
+    rfile, wfile = os.fdopen(to_client_r, "rb"), os.fdopen(to_agent_w, "wb")
+    threading.Thread(target=answer_agent, args=(rfile, wfile, answerer), daemon=True).start()
+    return PipeAnswerer("m", os.fdopen(to_agent_r, "rb"), os.fdopen(to_client_w, "wb"))
+
+
+def test_the_agent_with_nobody_to_answer_sends_no_response(server, monkeypatch):
+    connect, fake = server
+    monkeypatch.delenv(auth.ASKPASS_ENV, raising=False)
+    error = connect(agent_answering(Answerer("m", tty=NO_TTY, kept=True)))
+    assert isinstance(error, LoginError), error
+    assert "machine m needs an interactive login" in str(error) and "\n" not in str(error)
+    assert fake.responses == []
+
+
+def test_a_kept_connection_opened_again_after_the_relay_closed_sends_no_response(server):
+    connect, fake = server
+    answerer = agent_answering(lambda title, instructions, prompts: [CODE])
+    answerer.close()
+    error = connect(answerer)
+    assert isinstance(error, LoginError) and "kept connection to machine m was lost" in str(error), error
+    assert fake.responses == []
+
+
+@pytest.mark.parametrize("how", ["failing", "missing", "through the agent"])
+def test_an_askpass_that_cannot_answer_sends_no_response(server, monkeypatch, tmp_path, how):
+    connect, fake = server
+    monkeypatch.delenv(auth.ASKPASS_ENV, raising=False)
+    prog = program(tmp_path, "exit 1\n") if how != "missing" else str(tmp_path / "missing")
+    answerer = Answerer("m", askpass=prog, tty=NO_TTY)
+    error = connect(agent_answering(answerer) if how == "through the agent" else answerer)
+    assert isinstance(error, LoginError) and "askpass program" in str(error), error
+    assert "\n" not in str(error) and fake.responses == []
+
+
+def test_end_of_input_at_the_code_prompt_sends_no_response(server):
+    connect, fake = server
+    master, slave = os.openpty()
+    try:
+        def hang_up():
+            time.sleep(0.5)
+            os.write(master, termios.tcgetattr(slave)[6][termios.VEOF])     # ctrl-D
+        threading.Thread(target=hang_up, daemon=True).start()
+        error = connect(Answerer("m", tty=os.ttyname(slave)))
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert isinstance(error, LoginError) and "no answer was typed" in str(error), error
+    assert fake.responses == []
+
+
+# -- logins without a key, or whose key is refused ---------------------------------------
+
+def answering(*answers):
+    asked = []
+
+    def answerer(title, instructions, prompts):
+        asked.append([text for text, _echo in prompts])
+        return list(answers)
+    return answerer, asked
+
+
+def test_a_code_only_server_with_no_key_file_is_asked(server):
+    connect, fake = server
+    fake.methods = "keyboard-interactive"
+    answerer, asked = answering(CODE)
+    transport = connect(answerer, keys=())
+    assert isinstance(transport, paramiko.Transport) and transport.is_authenticated(), transport
+    assert asked == [["Verification code: "]] and fake.responses == [[CODE]]
+
+
+def test_a_refused_key_then_keyboard_interactive_is_asked_once(server):
+    connect, fake = server
+    fake.takes_key = False              # not registered yet; the site takes password + code alone
+    answerer, asked = answering(CODE)
+    transport = connect(answerer)
+    assert isinstance(transport, paramiko.Transport) and transport.is_authenticated(), transport
+    assert asked == [["Verification code: "]] and fake.responses == [[CODE]]
+
+
+def test_a_password_only_server_with_no_key_is_asked_the_password_once(server):
+    connect, fake = server
+    fake.methods = "password"
+    answerer, asked = answering(PASSWORD)
+    transport = connect(answerer, keys=())
+    assert isinstance(transport, paramiko.Transport) and transport.is_authenticated(), transport
+    assert asked == [["Password: "]] and fake.passwords == [PASSWORD]
+
+
+# -- a server asking for a password after the key ----------------------------------------
+
+def test_a_password_after_the_key_is_asked_through_the_answerer(server):
+    connect, fake = server
+    fake.after_key = "password"
+    answerer, asked = answering(PASSWORD)
+    transport = connect(answerer)
+    assert isinstance(transport, paramiko.Transport) and transport.is_authenticated(), transport
+    assert asked == [["Password: "]] and fake.passwords == [PASSWORD] and fake.responses == []
+
+
+def test_a_refused_password_is_one_line_and_not_tried_again(server):
+    connect, fake = server
+    fake.after_key = "password"
+    answerer, asked = answering("wrong")
+    error = connect(answerer)
+    assert isinstance(error, LoginError), error
+    line = str(error)
+    assert "refused the password" in line and "one-time code" not in line and "wrong" not in line
+    assert "\n" not in line and fake.passwords == ["wrong"] and len(asked) == 1
+
+
+def test_a_method_hpcdo_cannot_answer_is_named_with_the_way_out(server):
+    connect, fake = server
+    fake.after_key = "gssapi-with-mic"
+    answerer, asked = answering(CODE)
+    error = connect(answerer)
+    assert isinstance(error, LoginError), error
+    assert "gssapi-with-mic" in str(error) and "transport: openssh" in str(error), error
+    assert "refused the one-time code" not in str(error) and asked == [] and fake.responses == []
+
+
+# -- a key protected by a passphrase --------------------------------------------------------
+
+PHRASE = "open sesame"
+
+
+def locked_key(tmp_path, fake):
+    path = str(tmp_path / "locked")
+    fake.methods = "publickey"          # the key first: no code alone
+    import subprocess
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", PHRASE, "-f", path], check=True)
+    with open(path + ".pub") as fh:
+        fake.key = paramiko.PKey.from_type_string("ssh-ed25519", __import__("base64").b64decode(fh.read().split()[1]))
+    return path
+
+
+def test_a_passphrase_protected_key_is_unlocked_through_the_answerer(server, tmp_path, monkeypatch):
+    connect, fake = server
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    path = locked_key(tmp_path, fake)
+    asked = tmp_path / "asked"
+    prog = program(tmp_path, 'printf "%%s\\n" "$1" >> %s; case "$1" in *assphrase*) echo "%s";; '
+                   '*) echo %s;; esac\n' % (asked, PHRASE, CODE))
+    transport = connect(Answerer("m", askpass=prog, tty=NO_TTY), keys=[path])
+    assert isinstance(transport, paramiko.Transport) and transport.is_authenticated(), transport
+    assert asked.read_text().splitlines() == ["(m) Passphrase for key %s: " % path, "(m) Verification code: "]
+    assert fake.responses == [[CODE]]
+
+
+def test_a_wrong_passphrase_or_nobody_to_ask_it_is_one_line_and_nothing_sent(server, tmp_path, monkeypatch):
+    connect, fake = server
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    monkeypatch.delenv(auth.ASKPASS_ENV, raising=False)
+    path = locked_key(tmp_path, fake)
+    error = connect(Answerer("m", askpass=program(tmp_path, "echo nope\n"), tty=NO_TTY), keys=[path])
+    assert isinstance(error, LoginError) and "passphrase for key %s was not accepted" % path in str(error), error
+    assert "nope" not in str(error) and "ssh-add" in str(error)
+    error = connect(Answerer("m", tty=NO_TTY), keys=[path])
+    assert isinstance(error, LoginError) and "ssh-add %s" % path in str(error) and "\n" not in str(error), error
+    assert fake.responses == [] and not fake.key_done
+
+
+# -- the terminal: no escape sequence from the server, echo back on SIGTERM ---------------------
+
+def test_the_servers_text_is_shown_without_control_characters():
+    user = Typist(["1"])
+    Answerer("m", tty=user.path)("\x1b]0;owned\x07Duo\x1b[2J", "Pick\ta device.\r\n\x9b1m",
+                                 [("\x1b[2K\x1b[8mPasscode: ", True)])
+    screen = user.finish()
+    assert "\x1b" not in screen and "\x07" not in screen and "\x9b" not in screen
+    assert "]0;ownedDuo[2J" in screen and "Pick\ta device." in screen and "(m) [2K[8mPasscode: " in screen
+
+
+def test_sigterm_during_a_secret_prompt_puts_echo_back(tmp_path):
+    import subprocess
+    import sys
+    master, slave = os.openpty()
+    try:
+        before = termios.tcgetattr(slave)[3] & termios.ECHO
+        assert before
+        child = subprocess.Popen([sys.executable, "-c", "from hpcdo.remote.auth import Answerer; import sys; "
+                                  "Answerer('m', tty=sys.argv[1])('', '', [('Code: ', False)])",
+                                  os.ttyname(slave)], stdin=subprocess.DEVNULL)
+        screen, deadline = b"", time.monotonic() + 20
+        while b"Code: " not in screen and time.monotonic() < deadline:
+            screen += os.read(master, 4096)
+        time.sleep(0.3)
+        assert not termios.tcgetattr(slave)[3] & termios.ECHO          # the prompt reads blind
+        child.terminate()
+        assert child.wait(10) == -15                                      # still ended by the signal
+        assert termios.tcgetattr(slave)[3] & termios.ECHO == before
+    finally:
+        os.close(master)
+        os.close(slave)
 
 
 # -- the working day a two-factor login is kept --------------------------------------------
