@@ -306,16 +306,45 @@ def test_askpass_answers_when_there_is_no_terminal(mfa_project, mfa, cluster, tm
     assert not agents(known)
 
 
-def test_no_terminal_and_no_askpass_is_one_line(mfa_project, mfa):
+class SshdLog:
+    """What the two-factor sshd logs from now on (its failed logins: what MaxAuthTries and
+    fail2ban count). Other tests logging in to it meanwhile would show here too."""
+
+    FAILED = ("PAM: Authentication failure", "Failed keyboard-interactive", "expected one response",
+              "wrong number of replies")
+
+    def __init__(self, cluster):
+        self.path = os.path.join(cluster.state_dir, "log", "sshd-mfa.log")
+        self.start = os.path.getsize(self.path)
+
+    def failures(self):
+        with open(self.path, "rb") as fh:
+            fh.seek(self.start)
+            lines = fh.read().decode("utf-8", "replace").splitlines()
+        return [line for line in lines if any(word in line for word in self.FAILED)]
+
+
+@pytest.mark.parametrize("askpass", [None, "missing"])
+def test_no_terminal_and_no_askpass_is_one_line_and_no_failed_login(mfa_project, mfa, cluster, tmp_path,
+                                                                    askpass):
+    """Through the agent (persist), which asks the call: nobody can answer, so the server is
+    sent no answer at all (an empty one is a failed login to the site), and the call says why."""
     project = mfa_project
     _text, _totp, known = mfa
+    if askpass:
+        with open(project.file("machines/mfa.yml"), "a") as fh:
+            fh.write("  askpass: %s\n" % (tmp_path / "no-such-askpass"))
+    log = SshdLog(cluster)
     out = without_terminal(project, "fetch_results")
     assert out.rc != 0, out
-    said = [line for line in out.out.splitlines() if NEEDS in line]
+    said = [line for line in out.out.splitlines() if (NEEDS if not askpass else "askpass program") in line]
     assert len(said) == 1, out
-    assert "doit machine=%s status" % MACHINE in said[0] and "askpass" in said[0], said
+    if not askpass:
+        assert "doit machine=%s status" % MACHINE in said[0] and "askpass" in said[0], said
     assert "Traceback" not in out.out, out
     assert not agents(known), out
+    time.sleep(1)                          # sshd has written its line by now
+    assert log.failures() == [], log.failures()
 
 
 def test_a_jump_host_asking_for_a_code_is_answered_the_same_way(cluster, mfa, tmp_path):
