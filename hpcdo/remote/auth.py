@@ -204,7 +204,7 @@ def answer_agent(rfile, wfile, answerer):
                                          prompts)}
         except LoginError as exc:
             reply = {"refused": str(exc)}
-        except (ValueError, KeyError, TypeError, IndexError):
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError):
             reply = {"refused": "the connection agent asked a question that could not be read"}
         _reply(wfile, reply)
     return ""

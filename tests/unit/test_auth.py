@@ -198,6 +198,13 @@ def test_the_callers_refusal_reaches_the_agent_and_a_closed_relay_says_so():
         agent_side("", "", [("Code: ", False)])
 
 
+def test_a_question_that_is_not_an_object_is_refused_in_one_line():
+    import io
+    out = io.BytesIO()
+    last = answer_agent(io.BytesIO(b"ask []\nready\n"), out, lambda *a: [CODE])
+    assert last == "ready" and b"could not be read" in out.getvalue() and CODE.encode() not in out.getvalue()
+
+
 # -- paramiko: a server asking for a key, then a code ------------------------------------
 
 class TwoFactorServer(paramiko.ServerInterface):
