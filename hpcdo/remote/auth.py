@@ -12,18 +12,23 @@ The server's prompt is answered, in this order, by:
 3. nobody: the login is refused in one line saying how to open one.
 
 A code is tried once: a refused one is one error line, never retried (a
-site counts failures and may lock the account).  No answer is written
-anywhere: not in a message, a trace, a log, an argument or an environment.
+site counts failures and may lock the account).  When nobody can answer
+(no terminal, an askpass program missing or failing, Ctrl-D), the server is
+sent nothing (an empty answer counts as a failed login): the connection is
+closed.  No answer is written anywhere: not in a message, a trace, a log, an
+argument or an environment.
 
 The persistent agent (:mod:`hpcdo.remote.agent`) has no terminal.  It asks
 the call that started it, over its stdin/stdout pipes (:class:`PipeAnswerer`
-on the agent's side, :func:`answer_agent` on the caller's), and the caller
-answers with its own terminal or askpass program.
+on the agent's side, :func:`answer_agent` on the caller's), first whether it
+can answer at all, and the caller answers with its own terminal or askpass.
 
-paramiko is hooked at one place: the ``Transport`` made for a connection
-(:func:`transport_factory`, passed as ``transport_factory`` to
-``SSHClient.connect``), whose keyboard-interactive step uses an answerer
-instead of paramiko's ``input()`` on stdin.
+paramiko is hooked through :func:`client`, an ``SSHClient`` whose
+``Transport`` (:func:`transport_factory`) asks an answerer instead of
+paramiko's ``input()``: after a key accepted as a first factor, the
+keyboard-interactive or password step; when the keys fail or there is none,
+what the server still allows (``auth_none``), so a password-and-code site is
+asked too; and the passphrase of a key file no ssh-agent unlocked.
 """
 
 import json
