@@ -271,7 +271,7 @@ def configure_script(remote_root, recipe_dir, setup, cmake, options, fresh, cach
         if isinstance(value, bool):
             value = "ON" if value else "OFF"
         args.append("-D%s=%s" % (name, value))
-    return _script(remote_root, "configure.sh", fresh=bool(fresh), cmake=_command(cmake), options=words(args),
+    return _script(remote_root, "configure.sh", fresh=bool(fresh), cmake=command_words(cmake), options=words(args),
                    cache_stamp=code(write_stamp(".hpcdo-cache", cache_text)),
                    stamp=code(write_stamp(".hpcdo-configure", stamp_text)),
                    **_build_values(recipe_dir, setup, source_sig))
@@ -279,7 +279,7 @@ def configure_script(remote_root, recipe_dir, setup, cmake, options, fresh, cach
 
 def compile_script(remote_root, recipe_dir, setup, cmake, jobs, target, executable, sig, source_sig=None):
     """Build, hash the executable, stamp; prints ``@binary <hash>`` last."""
-    build = "%s --build . -j %d" % (_command(cmake), int(jobs))
+    build = "%s --build . -j %d" % (command_words(cmake), int(jobs))
     if target:
         build += " --target %s" % q(target)
     return _script(remote_root, "compile.sh", build=code(build), executable=quoted(executable),
@@ -287,7 +287,7 @@ def compile_script(remote_root, recipe_dir, setup, cmake, jobs, target, executab
                    **_build_values(recipe_dir, setup, source_sig))
 
 
-def _command(text):
+def command_words(text):
     """A command setting such as ``cmake`` or ``/opt/cmake/bin/cmake -G Ninja``: quote each word."""
     return words(shlex.split(text))
 
@@ -398,52 +398,3 @@ def fetch_script(remote_root, rundir, patterns, skip=()):
 def remove_script(remote_root, paths):
     """Delete paths under the work root (the ``cold`` task)."""
     return _script(remote_root, "remove.sh", paths=words(paths))
-
-
-# -- the machine check ----------------------------------------------------------
-
-#: how each kind of scheduler is asked whether it answers at all (``$u``: the user)
-CHECK_QUERIES = {"slurm": '%s -h -u "$u" -o %%i', "sge": '%s -u "$u"', "pbs": "%s -Q", "lsf": "bqueues"}
-
-
-def check_script(remote_root, scheduler, kind, modules=(), module_init=None, env=None, cmake="cmake",
-                 compilers=None, jobscript=None, partition=None, account=None, launcher=None):
-    """Everything ``doit machine=X check`` asks, in one script (``sh/check.sh``; read by :func:`parse_check`).
-
-    ``kind``: slurm, sge, pbs, lsf or local, the family of ``scheduler``.
-    ``compilers``: {"cc"|"cxx"|"fc": the compiler CMake is told to use}, or
-    none for CC, CXX, FC and the usual names.  ``jobscript``: the text
-    given to the scheduler's test mode (never submitted); ``partition`` and
-    ``account`` are what Slurm's PBS wrappers and PBS's or LSF's queue
-    listing are asked about; ``launcher``: the program that starts a run in
-    a job.  The work root is never created.
-    """
-    compilers = compilers or {}
-    setup = setup_lines(list(modules), module_init, {})
-    init = [code(setup.pop(0))] if module_init else []
-    if kind == "local":
-        commands = [("jobs run with", "bash"), ("jobs followed with", "ps")]
-    else:
-        commands = [(role, command) for role, command in (
-            ("submit", scheduler.submit_command), ("queue", scheduler.queue_command),
-            ("cancel", scheduler.cancel_command), ("accounting", scheduler.accounting_command)) if command]
-    commands += [("launcher", launcher)] if launcher else []
-    query = CHECK_QUERIES.get(kind, "true")
-    query = query % scheduler.queue_command if "%s" in query else query
-    wrapped = ["-n", "1"] + (["-p", partition] if partition else []) + (["-A", account] if account else [])
-    return render(
-        "check.sh", root=code(root_expr(remote_root)), kind=code(kind),
-        init=init[0] if init else None,
-        init_path=code(root_expr(module_init)) if module_init else None,
-        modules=[(quoted(" ".join(shlex.split(line)[1:])), code(line)) for line in setup],
-        exports=[code("export %s=%s" % (k, q(str(v)))) for k, v in sorted((env or {}).items())],
-        cmake=_command(cmake),
-        cc=quoted(compilers["cc"]) if compilers.get("cc") else code('"${CC:-}"'),
-        cxx=quoted(compilers["cxx"]) if compilers.get("cxx") else code('"${CXX:-}"'),
-        fc=quoted(compilers["fc"]) if compilers.get("fc") else code('"${FC:-}"'),
-        commands=[(quoted(role), quoted(command)) for role, command in commands],
-        query=code("tm " + query), query_text=quoted(query.replace('"$u"', "$USER") + " answers"),
-        jobscript=quoted(jobscript) if jobscript else None,
-        submit_command=code(scheduler.submit_command or "true"),
-        queue_command=code(scheduler.queue_command or "true"),
-        partition=quoted(partition) if partition else None, wrapped=words(wrapped))

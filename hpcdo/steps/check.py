@@ -1,6 +1,6 @@
 """``doit machine=X check``: is a machine ready for hpcdo, and if not, what to change where.
 
-One remote script (:func:`hpcdo.remote.scripts.check_script`) asks the
+One remote script (:func:`hpcdo.remote.machine_check.check_script`) asks the
 machine everything in one round trip: the login, the work root (writable,
 free space, quota), the module system and every listed module, cmake and
 the compilers, the scheduler's commands, and whether the scheduler would
@@ -23,7 +23,7 @@ import time
 
 from .. import HpcdoError
 from .. import config, jobscript
-from ..remote import auth, scripts
+from ..remote import auth, machine_check, scripts
 from ..schedulers import LSF, PBS, SGE, Local, Slurm
 from ..session import Session
 
@@ -196,7 +196,7 @@ def check_machine(project):
         cmake = "cmake"
     compilers = {name: (machine.cmake_options or {}).get("CMAKE_%s_COMPILER" % lang)
                  for name, lang in (("cc", "C"), ("cxx", "CXX"), ("fc", "Fortran"))}
-    script = scripts.check_script(
+    script = machine_check.check_script(
         machine.remote_root, scheduler, family, machine.modules or [], machine.module_init, machine.env or {},
         cmake, {k: str(v) for k, v in compilers.items() if v}, text, machine.partition, machine.account,
         launcher=_launcher(machine))

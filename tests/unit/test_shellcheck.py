@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from hpcdo.remote import scripts, shell
+from hpcdo.remote import machine_check, scripts, shell
 from hpcdo.schedulers import SCHEDULERS, get
 from hpcdo.steps import check
 
@@ -70,19 +70,20 @@ def rendered():
                                   build_stamp="../../build/.hpcdo-compile")]
         yield "submit-" + name, scripts.submit_script("~/hpcdo", requests, sched)
         yield "cancel-" + name, scripts.cancel_script("~/hpcdo", [("lbflow/runs/r1", "1"), ("x/r2", "2")], sched)
-        yield "check-" + name, scripts.check_script(
+        yield "check-" + name, machine_check.check_script(
             "$WORK/hpcdo", sched, check.kind(sched), ["gcc/12", "swap cray-mpich mpich/4"],
             "/usr/share/lmod/lmod/init/sh", {"OMP_NUM_THREADS": 4, "LB_NAME": "a b"}, "cmake -G Ninja",
             {"cc": "/opt/gcc/bin/gcc"}, "#!/bin/bash\n#X --partition=debug\ntrue\n", "debug", "acct",
             launcher="srun")
-        yield "check-bare-" + name, scripts.check_script("~/hpcdo", sched, check.kind(sched))
+        yield "check-bare-" + name, machine_check.check_script("~/hpcdo", sched, check.kind(sched))
 
 
 CASES = dict(rendered())
 
 
 def test_every_script_is_checked():
-    public = {f[:-len("_script")] for f in dir(scripts) if f.endswith("_script") and not f.startswith("_")}
+    public = {f[:-len("_script")] for module in (scripts, machine_check)
+              for f in dir(module) if f.endswith("_script") and not f.startswith("_")}
     assert public == {name.split("-")[0] for name in CASES} - {"prelude", "askpass"}
 
 
