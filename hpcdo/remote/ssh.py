@@ -16,7 +16,7 @@ import threading
 import time
 
 from .. import RemoteError
-from . import auth, trace
+from . import auth, login, trace
 from . import sshconfig
 from .connection import WINDOW_SIZE, Remote, Result, _pump
 
@@ -97,7 +97,7 @@ def _through(route, known, hops, name, answerer):
     sock = None
     for i, hop in enumerate(route.jumps):
         where = "jump host %s (%s) of machine %s" % (hop.alias, hop.label, name)
-        client = auth.client(answerer, where)     # its login's prompts ask answerer
+        client = login.client(answerer, where)     # its login's prompts ask answerer
         _trust(client, known)
         hops.append(client)
         keys = [path for path in hop.identity_files if os.path.exists(path)]
@@ -248,7 +248,7 @@ class SSHRemote(Remote):
                                  gateway=False, config=fabric.Config(ssh_config=paramiko.SSHConfig()))
         # a login's prompts (a code, a password, a key's passphrase) go to the terminal or
         # askpass, never paramiko's input(), and a password- or code-only login is asked too
-        conn.client = auth.client(answerer, self._where())
+        conn.client = login.client(answerer, self._where())
         known = self._known_hosts_files()
         _trust(conn.client, known)
         start = time.monotonic()

@@ -16,7 +16,7 @@ import paramiko
 import pytest
 
 from hpcdo.config import INTERACTIVE_PERSIST, Catalogue, parse_overrides
-from hpcdo.remote import auth
+from hpcdo.remote import auth, login
 from hpcdo.remote.auth import Answerer, LoginError, PipeAnswerer, answer_agent
 
 CODE = "493817"
@@ -254,7 +254,7 @@ class TwoFactorServer(paramiko.ServerInterface):
 @pytest.fixture
 def server(tmp_path):
     """(connect(answerer, keys=the user's key) -> transport or exception, the server's record):
-    a two-factor sshd in a thread, logged into as hpcdo does (auth.client)."""
+    a two-factor sshd in a thread, logged into as hpcdo does (login.client)."""
     host_key = paramiko.Ed25519Key.from_private_key_file(_keygen(tmp_path, "host"))
     user_file = _keygen(tmp_path, "user")
     fake = TwoFactorServer(paramiko.Ed25519Key.from_private_key_file(user_file))
@@ -279,7 +279,7 @@ def server(tmp_path):
             except (paramiko.SSHException, EOFError, OSError):
                 pass              # the client closed the connection during the handshake
         threading.Thread(target=serve, daemon=True).start()
-        client = auth.client(answerer, "machine m")
+        client = login.client(answerer, "machine m")
         client.set_missing_host_key_policy(paramiko.RejectPolicy())
         client.load_host_keys(str(known))
         try:
