@@ -236,6 +236,16 @@ def nowhere(code, project, cluster):
                     pass
 
 
+def askpass_program(tmp_path, totp):
+    """(an askpass program printing the current code and noting each prompt, the file of prompts)."""
+    asked = tmp_path / "asked"
+    program = tmp_path / "askpass"
+    program.write_text('#!/bin/sh\nprintf "%%s\\n" "$1" >> %s\nexec oathtool --totp - < %s\n'
+                       % (shlex.quote(str(asked)), shlex.quote(totp.secret)))
+    program.chmod(0o700)
+    return program, asked
+
+
 # -- the tests -----------------------------------------------------------------------
 
 def test_first_login_asks_on_the_terminal_then_the_agent_keeps_it(mfa_project, mfa, cluster):
@@ -283,11 +293,7 @@ def test_askpass_answers_when_there_is_no_terminal(mfa_project, mfa, cluster, tm
     code its output; through the agent (persist) and through a call's own connection."""
     project = mfa_project
     _text, totp, known = mfa
-    asked = tmp_path / "asked"
-    program = tmp_path / "askpass"
-    program.write_text('#!/bin/sh\nprintf "%%s\\n" "$1" >> %s\nexec oathtool --totp - < %s\n'
-                       % (shlex.quote(str(asked)), shlex.quote(totp.secret)))
-    program.chmod(0o700)
+    program, asked = askpass_program(tmp_path, totp)
     with open(project.file("machines/mfa.yml"), "a") as fh:
         fh.write("  askpass: %s\n" % program)
     totp.fresh()                 # the step askpass's code will be of is unused
@@ -353,11 +359,7 @@ def test_a_jump_host_asking_for_a_code_is_answered_the_same_way(cluster, mfa, tm
     _text, totp, known = mfa
     with open(known, "a") as dst, open(cluster.known_hosts) as src:
         dst.write(src.read())             # one file trusting the bastion and the target
-    asked = tmp_path / "asked"
-    program = tmp_path / "askpass"
-    program.write_text('#!/bin/sh\nprintf "%%s\\n" "$1" >> %s\nexec oathtool --totp - < %s\n'
-                       % (shlex.quote(str(asked)), shlex.quote(totp.secret)))
-    program.chmod(0o700)
+    program, asked = askpass_program(tmp_path, totp)
     root = "hpcdo-tests/%s" % uuid.uuid4().hex[:12]
     project = Project(tmp_path / "project", "testmfajump", root, cluster)
     with open(project.file("machines/mfa.yml"), "w") as fh:
@@ -384,11 +386,7 @@ def test_a_jump_host_asking_for_a_code_is_answered_the_same_way(cluster, mfa, tm
 def test_the_system_ssh_asks_askpass_when_there_is_no_terminal(mfa, cluster, tmp_path):
     """transport: openssh on the two-factor sshd: ssh runs the machine's askpass, as paramiko does."""
     text, totp, _known = mfa
-    asked = tmp_path / "asked"
-    program = tmp_path / "askpass"
-    program.write_text('#!/bin/sh\nprintf "%%s\\n" "$1" >> %s\nexec oathtool --totp - < %s\n'
-                       % (shlex.quote(str(asked)), shlex.quote(totp.secret)))
-    program.chmod(0o700)
+    program, asked = askpass_program(tmp_path, totp)
     root = "hpcdo-tests/%s" % uuid.uuid4().hex[:12]
     project = Project(tmp_path / "project", MACHINE, root, cluster)
     with open(project.file("machines/mfa.yml"), "w") as fh:
