@@ -50,8 +50,21 @@ class Totp:
                                   capture_output=True, text=True, check=True)
         return proc.stdout.strip()
 
+    def last_used_step(self):
+        """The step of the last code pam_oath took, from its user file (``... <otp> <time>L``),
+        whoever logged in (the harness, another test run): a code of that step or before is
+        refused as a replay."""
+        try:
+            with open(os.path.join(os.path.dirname(self.secret), "users.oath")) as fh:
+                fields = fh.read().split()
+            when = time.mktime(time.strptime(fields[-1].rstrip("L"), "%Y-%m-%dT%H:%M:%S"))
+            return int(when // 30)
+        except (OSError, IndexError, ValueError):
+            return 0
+
     def fresh(self):
         """A code of a step no call has used yet (waiting for the next step if needed)."""
+        Totp.last_step = max(Totp.last_step, self.last_used_step())
         while int(time.time() // 30) <= Totp.last_step:
             time.sleep(30 - time.time() % 30 + 0.2)
         step = int(time.time() // 30)
