@@ -404,28 +404,35 @@ ssh_up() {
         die "sshd failed to start" "$SSHD_LOG"
 }
 
-# known_hosts for [127.0.0.1]:2222, taken with ssh-keyscan from the running
-# sshd; rescanned only if it does not hold our host key.
-_ssh_known_hosts() {
-    local want i tmp=$KNOWN_HOSTS.tmp
-    want=$(awk '{print $1" "$2}' "$SSHD_HOSTKEY.pub")
-    if [[ -s $KNOWN_HOSTS ]] &&
-        [[ $(awk '{print $2" "$3}' "$KNOWN_HOSTS") == "$want" ]] &&
-        grep -q "^\[$SSH_HOST\]:$SSH_PORT " "$KNOWN_HOSTS"; then
+# scan_known_hosts PUBKEY FILE HOST PORT ALIVE LOG WHAT: FILE gets the host key
+# the sshd at [HOST]:PORT offers, with ssh-keyscan, and is kept as it is while
+# it holds PUBKEY's key; ALIVE (a function) says whether that sshd still runs.
+scan_known_hosts() {
+    local pub=$1 file=$2 host=$3 port=$4 alive=$5 logf=$6 what=$7
+    local want i tmp=$2.tmp
+    want=$(awk '{print $1" "$2}' "$pub")
+    if [[ -s $file ]] && [[ $(awk '{print $2" "$3}' "$file") == "$want" ]] &&
+        grep -q "^\[$host\]:$port " "$file"; then
         return 0
     fi
     for ((i = 0; i < READY_TIMEOUT * 4; i++)); do
-        if ssh-keyscan -T 2 -t ed25519 -p "$SSH_PORT" "$SSH_HOST" >"$tmp" 2>/dev/null &&
+        if ssh-keyscan -T 2 -t ed25519 -p "$port" "$host" >"$tmp" 2>/dev/null &&
             [[ $(awk '{print $2" "$3}' "$tmp") == "$want" ]]; then
             chmod 644 "$tmp"
-            mv -f "$tmp" "$KNOWN_HOSTS"
+            mv -f "$tmp" "$file"
             return 0
         fi
-        ssh_pid >/dev/null || break
+        "$alive" >/dev/null || break
         sleep 0.25
     done
     rm -f "$tmp"
-    die "ssh-keyscan -p $SSH_PORT $SSH_HOST did not return our host key (sshd $(ssh_status))" "$SSHD_LOG"
+    die "ssh-keyscan -p $port $host did not return $what" "$logf"
+}
+
+# known_hosts for [127.0.0.1]:2222, taken from the running sshd
+_ssh_known_hosts() {
+    scan_known_hosts "$SSHD_HOSTKEY.pub" "$KNOWN_HOSTS" "$SSH_HOST" "$SSH_PORT" ssh_pid "$SSHD_LOG" \
+        "our host key (sshd $(ssh_status))"
 }
 
 ssh_wait() {

@@ -115,24 +115,8 @@ mfa_up() {
 
 # known_hosts for [127.0.0.1]:2223, from ssh-keyscan, kept while it holds our key
 _mfa_known_hosts() {
-    local want i tmp=$MFA_KNOWN_HOSTS.tmp
-    want=$(awk '{print $1" "$2}' "$MFA_HOSTKEY.pub")
-    if [[ -s $MFA_KNOWN_HOSTS ]] && [[ $(awk '{print $2" "$3}' "$MFA_KNOWN_HOSTS") == "$want" ]] &&
-        grep -q "^\[$MFA_HOST\]:$MFA_PORT " "$MFA_KNOWN_HOSTS"; then
-        return 0
-    fi
-    for ((i = 0; i < READY_TIMEOUT * 4; i++)); do
-        if ssh-keyscan -T 2 -t ed25519 -p "$MFA_PORT" "$MFA_HOST" >"$tmp" 2>/dev/null &&
-            [[ $(awk '{print $2" "$3}' "$tmp") == "$want" ]]; then
-            chmod 644 "$tmp"
-            mv -f "$tmp" "$MFA_KNOWN_HOSTS"
-            return 0
-        fi
-        mfa_pid >/dev/null || break
-        sleep 0.25
-    done
-    rm -f "$tmp"
-    die "ssh-keyscan -p $MFA_PORT $MFA_HOST did not return the two-factor sshd's host key" "$MFA_LOG"
+    scan_known_hosts "$MFA_HOSTKEY.pub" "$MFA_KNOWN_HOSTS" "$MFA_HOST" "$MFA_PORT" mfa_pid "$MFA_LOG" \
+        "the two-factor sshd's host key"
 }
 
 # _mfa_ssh OPTION...: OpenSSH to the two-factor sshd with the cluster's key, host key checked
