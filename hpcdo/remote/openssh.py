@@ -261,18 +261,16 @@ class OpenSSHRemote(Remote):
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
         counter.started = True
         try:
-            try:
-                out, err = _pump(chunks, proc.stdin.write, proc.stdin.close,
-                                 proc.stdout.read, proc.stderr.read, sink, counter,
-                                 abort=lambda: _stop(proc))
-                code = proc.wait()
-            except BaseException:
-                _stop(proc)
-                proc.wait()
-                raise
-            said = _read_and_remove(log)
-        finally:
+            out, err = _pump(chunks, proc.stdin.write, proc.stdin.close,
+                             proc.stdout.read, proc.stderr.read, sink, counter,
+                             abort=lambda: _stop(proc))
+            code = proc.wait()
+        except BaseException:
+            _stop(proc)
+            proc.wait()
             _read_and_remove(log)
+            raise
+        said = _read_and_remove(log)
         # 255 is ssh's own failure when ssh says so, or when the master is gone with the
         # command; a script that exits 255 itself, with anything on its stderr, is its own
         if code == 255 and (SSH_WORDS.search(said) or not self._alive()):
