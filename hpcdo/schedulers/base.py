@@ -98,6 +98,9 @@ class Scheduler:
     submit_command = queue_command = accounting_command = cancel_command = None
     #: the prefix of the jobscript's directive lines
     directive = None
+    #: the family whose tools a subclass shares (Tianhe is Slurm's, TORQUE is PBS's):
+    #: slurm, sge, pbs, lsf or local, for ``doit machine=X check``'s test mode
+    family = "local"
 
     def snippet(self, kind):
         """The text of ``sh/<name>/<kind>.sh``, from this class or the nearest base that has one."""

@@ -45,6 +45,7 @@ class LSF(Scheduler):
     template = "lsf.sh.j2"
     submit_command, queue_command, cancel_command = "bsub", "bjobs", "bkill"
     directive = "#BSUB"
+    family = "lsf"
     states = {
         "PEND": JobState.PENDING, "PROV": JobState.PENDING, "WAIT": JobState.PENDING,
         "PSUSP": JobState.PENDING,

@@ -36,6 +36,7 @@ class PBS(Scheduler):
     letter_first = True              # PBS wants a letter first
     submit_command, queue_command, cancel_command = "qsub", "qstat", "qdel"
     directive = "#PBS"
+    family = "pbs"
     #: the qstat options tried first (then plain ``qstat -f``)
     qstat_first = "-f -x"
     states = {

@@ -28,6 +28,7 @@ class SGE(Scheduler):
     letter_first = True              # qsub: 'job name ... cannot start with a digit'
     submit_command, queue_command, accounting_command, cancel_command = "qsub", "qstat", "qacct", "qdel"
     directive = "#$"
+    family = "sge"
 
     # the usual states; other combinations of the same letters go through state_of
     states = {

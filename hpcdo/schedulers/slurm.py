@@ -18,6 +18,7 @@ class Slurm(Scheduler):
     # renamed on some machines (see tianhe.py)
     submit_command, queue_command, accounting_command, cancel_command = "sbatch", "squeue", "sacct", "scancel"
     directive = "#SBATCH"
+    family = "slurm"
     states = {
         "PENDING": JobState.PENDING, "CONFIGURING": JobState.PENDING,
         "REQUEUED": JobState.PENDING, "REQUEUE_HOLD": JobState.PENDING,

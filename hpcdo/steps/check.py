@@ -24,7 +24,6 @@ import time
 from .. import HpcdoError
 from .. import config, jobscript
 from ..remote import auth, machine_check, scripts
-from ..schedulers import LSF, PBS, SGE, Local, Slurm
 from ..session import Session
 
 #: below this much free space in the work root, a warning (bytes)
@@ -63,10 +62,7 @@ class MachineOnly:
 
 def kind(scheduler):
     """The family of ``scheduler`` whose test mode the check uses: slurm, sge, pbs, lsf or local."""
-    for cls, name in ((Slurm, "slurm"), (SGE, "sge"), (PBS, "pbs"), (LSF, "lsf"), (Local, "local")):
-        if isinstance(scheduler, cls):
-            return name
-    return "local"
+    return scheduler.family
 
 
 def test_jobscript(machine, scheduler, project_dir):
