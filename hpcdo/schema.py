@@ -13,8 +13,9 @@ from .launchers import LAUNCHERS
 from .remote.sshconfig import name_ok
 from .schedulers import SCHEDULERS
 
-#: characters in a work root that CMake's and make's generated files cannot carry
-ROOT_REFUSED = re.compile(r'[;"\\|#\x00-\x1f\x7f]')
+#: what in a work root CMake's and make's generated files cannot carry: some characters, and a
+#: ``${`` that is not a plain ``${NAME}`` (CMake reads it as its own variable reference)
+ROOT_REFUSED = re.compile(r'[;"\\|#\x00-\x1f\x7f]|\$\{(?![A-Za-z_][A-Za-z0-9_]*\})')
 
 #: an amount of memory as hpcdo writes it into jobscripts: 4G, 500M, 1.5TB
 MEMORY_RE = re.compile(r"^[0-9]+(\.[0-9]+)?[KMGT]B?\Z", re.IGNORECASE)
@@ -89,7 +90,7 @@ SCHEMA = {
     "modules": (_str_list, "a list of strings", "module commands, e.g. 'load gcc/12' or 'gcc/12'"),
     "module_init": (_str_or_none, "a path or null", "file sourced to define 'module' before loading"),
     "remote_root": (lambda v: isinstance(v, str) and v != "" and not ROOT_REFUSED.search(v),
-                    "a path without ; \" \\ | # or control characters (build tools cannot use them)",
+                    "a path without ; \" \\ | #, control characters or a ${ other than ${NAME} (build tools cannot use them)",
                     "work root on the machine"),
     "cores": (_pos_int, "a positive integer", "default cores per run"),
     "corespernode": (_pos_int, "a positive integer", "cores of one node"),

@@ -38,7 +38,7 @@ from .shell import code, quoted, read, render
 
 q = shlex.quote
 
-ROOT_RE = re.compile(r"^(~|\$\{?[A-Za-z_][A-Za-z0-9_]*\}?)?(/?[^\n\0]*)$")
+ROOT_RE = re.compile(r"^(~|\$[A-Za-z_][A-Za-z0-9_]*|\$\{[A-Za-z_][A-Za-z0-9_]*\})?(/?[^\n\0]*)$")
 #: a variable of the machine's environment, expanded anywhere in the work root: $NAME or ${NAME}
 ROOT_VAR_RE = re.compile(r"\$(?:([A-Za-z_][A-Za-z0-9_]*)|\{([A-Za-z_][A-Za-z0-9_]*)\})")
 

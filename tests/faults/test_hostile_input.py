@@ -88,8 +88,10 @@ def make_project(tmp_path, cluster, canaries, weird_root=True):
     base = "hpcdo-tests/%s" % uuid.uuid4().hex[:12]
     # CMake and make cannot build below a path holding ; " \\ | or # (see
     # test_work_root_cmake_cannot_use); everything else goes in.  Slashes in the work
-    # root only make more directories, so the canary keeps its own.
-    root = base + ("/work root 'q' ü $HOME & {a} `%s`" % canaries.cmd() if weird_root else "")
+    # root only make more directories, so the canary keeps its own.  $NAME and ${NAME}
+    # expand on the machine by design (tests/unit/test_scripts.py); $1 and $$
+    # are no variable names and must stay literal text.
+    root = base + ("/work root 'q' ü $1 $$ & {a} `%s`" % canaries.cmd() if weird_root else "")
     local = tmp_path / ("pro ject 'x' $(%s) ü;" % canaries.cmd_noslash())
     project = Project(local, "testslurm", root, cluster)
     project.cleanup_root = base
@@ -206,7 +208,8 @@ def test_module_names_are_passed_literally(slurm_project, canaries):
     assert "configure" in out.ran, out
 
 
-@pytest.mark.parametrize("bad", ["a;b", 'a"b', "a\\b", "a|b", "a[1]", "a?b", "$(touch {canary})", "r & x#y"])
+@pytest.mark.parametrize("bad", ["a;b", 'a"b', "a\\b", "a|b", "a[1]", "a?b", "$(touch {canary})", "r & x#y",
+                                 "a${{X:-y}}b", "a${{Xb"])
 def test_work_root_cmake_cannot_use(slurm_project, canaries, bad):
     """A work root CMake or make cannot build in is refused with a clear message naming
     remote_root, or else the build works in it.  (CMake splits ; into a list and mangles \\

@@ -62,6 +62,9 @@ def test_root_expression_expands_variables_anywhere_and_runs_nothing(tmp_path):
     assert scripts.root_expr("/lustre/$SCRATCH/jdoe") == '/lustre/"$SCRATCH"/jdoe'
     assert scripts.root_expr("$WORK/${GRP}x/a b") == "\"$WORK\"/\"$GRP\"'x/a b'"
     assert scripts.root_expr("~/w/$USER") == '"$HOME"/w/"$USER"'
+    # a brace opened or closed alone is no variable: literal text, never "$HOME" plus a tail
+    assert scripts.root_expr("${HOME/x") == "\"$HOME\"'/${HOME/x'"
+    assert scripts.root_expr("$HOME}/x") == "\"$HOME\"'}/x'"
     root = str(tmp_path / "r") + "/$SCRATCH/$(touch PWNED)/${X:-$(touch PWNED)}/`touch PWNED`/$((1+1))/${GRP}"
     script = 'set -u\nR=%s\nprintf %%s "$R"' % scripts.root_expr(root)
     for shell in ("dash", "bash"):
