@@ -48,9 +48,17 @@ MACHINE_ONLY = {"check"}
 
 _active = []
 
+#: options hpcdo adds to doit's commands: where to write the call's record
+OPT_REPORT = {"section": "hpcdo", "name": "hpcdo_report", "long": "report", "type": str, "default": "",
+              "help": "write what this call did (each step, each run's job and results) as JSON to FILE"}
+OPT_JUNIT = {"section": "hpcdo", "name": "hpcdo_junit", "long": "junit", "type": str, "default": "",
+             "help": "write what this call did as JUnit XML to FILE (one test case per step)"}
+
 
 class Loader(DodoTaskLoader):
     """The task loader ``pyproject.toml`` names: dodo.py's own tasks, and hpcdo's."""
+
+    cmd_options = DodoTaskLoader.cmd_options + (OPT_REPORT, OPT_JUNIT)
 
     def setup(self, opt_values):
         _active.append(self)
@@ -82,6 +90,10 @@ class Loader(DodoTaskLoader):
         os.makedirs(self.state_dir, exist_ok=True)
         self.dep_file = os.path.join(self.state_dir, "doit-%s.json" % self.project.machine.name)
         _drop_if_unreadable(self.dep_file)
+        if opt_values.get("hpcdo_report") or opt_values.get("hpcdo_junit"):
+            from . import callreport
+            report.LISTENERS.append(callreport.CallReport(self.project, opt_values.get("hpcdo_report"),
+                                                          opt_values.get("hpcdo_junit")))
 
     def load_doit_config(self):
         own = dict(self.namespace.get("DOIT_CONFIG") or {})

@@ -13,10 +13,31 @@ line per failed run.
 from doit.exceptions import UnmetDependency
 from doit.reporter import ConsoleReporter
 
+#: what else is told of a call's events besides the console (the ``--report``/``--junit``
+#: record, :mod:`hpcdo.callreport`): objects with any of doit's reporter methods
+#: (``initialize``, ``execute_task``, ``add_success``, ``add_failure``, ``skip_uptodate``,
+#: ``skip_ignore``, ``complete_run``), called after the console's own
+LISTENERS = []
 
-class Reporter(ConsoleReporter):
-    desc = "hpcdo's console output: each failure once, and one line per failure at the end"
+_EVENTS = ("initialize", "get_status", "execute_task", "add_failure", "add_success", "skip_uptodate",
+           "skip_ignore", "complete_run")
 
+
+def _told(name):
+    """A reporter method that does the console's part, then tells each listener."""
+    own = getattr(_Console, name)
+
+    def method(self, *args):
+        own(self, *args)
+        for listener in LISTENERS:
+            hook = getattr(listener, name, None)
+            if hook is not None:
+                hook(*args)
+    method.__name__ = name
+    return method
+
+
+class _Console(ConsoleReporter):
     def add_failure(self, task, fail):
         if isinstance(fail, UnmetDependency):
             return              # skipped because a step before it failed, which is said already
@@ -39,3 +60,11 @@ class Reporter(ConsoleReporter):
                     self.write("    %s\n" % line)
         if self.runtime_errors:
             self.write("\n".join(self.runtime_errors) + "\n")
+
+
+class Reporter(_Console):
+    desc = "hpcdo's console output: each failure once, and one line per failure at the end"
+
+
+for _name in _EVENTS:
+    setattr(Reporter, _name, _told(_name))
