@@ -6,6 +6,7 @@ The probe (see :mod:`hpcdo.remote.scripts`) reads every step's stamp file
 :func:`hpcdo.schedulers.base.combine`).
 """
 
+import functools
 import json
 from dataclasses import asdict, dataclass, field, replace
 
@@ -69,9 +70,17 @@ class Stamp:
 
     @classmethod
     def parse(cls, text):
-        """The Stamp in ``text``, or None when there is none or it is no JSON object (a damaged file)."""
+        """The Stamp in ``text``, or None when there is none or it is no JSON object (a damaged file).
+
+        The same text gives the same (frozen) Stamp: a no-op call asks for each
+        stamp several times (a 300-run project: 900 times), and parses it once.
+        """
         if not text:
             return None
+        return _parse_stamp(cls, text)
+
+    @classmethod
+    def _parse(cls, text):
         try:
             value = json.loads(text)
         except ValueError:
@@ -88,3 +97,8 @@ class Stamp:
     def to_json(self):
         """The stamp file's text: only the fields it has, keys sorted."""
         return json.dumps({k: v for k, v in asdict(self).items() if v not in ("", None)}, sort_keys=True)
+
+
+@functools.lru_cache(maxsize=8192)
+def _parse_stamp(cls, text):
+    return cls._parse(text)

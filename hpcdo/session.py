@@ -12,6 +12,7 @@ That is all it does: the steps that act on the machine are in
 """
 
 import threading
+import time
 
 from . import HpcdoError
 from . import schedulers
@@ -80,6 +81,8 @@ class Session:
         self._stamps = {}
         self._jobs = {}
         self._queue = {}
+        self._times = {}              # key -> the run's job times and the scheduler's words (times())
+        self._seen_jobs = {}          # key -> the Job job() last answered; cleared on any news
         self._probe_error = None
 
     # -- the probe --------------------------------------------------------
@@ -131,6 +134,8 @@ class Session:
             result = self.remote.run(script, what="probe", private=any(h[3] is not None for h in heads))
             self._stamps, records, self._queue = scripts.parse_probe(result.text, self.scheduler, runs)
             self._jobs = {key: Job.from_record(record) for key, record in records.items()}
+            self._times = {key: dict(record.get("times") or {}) for key, record in records.items()}
+            self._seen_jobs.clear()
             self._probed = True
 
     def query_timeout(self):
@@ -158,15 +163,30 @@ class Session:
         """What is known of the run ``key``: a :class:`hpcdo.model.Job` with its state."""
         self.probe()
         with self._lock:
+            seen = self._seen_jobs.get(key)
+            if seen is not None:
+                return seen             # asked again (a no-op asks each run 4 times)
             job = self._jobs.get(key) or Job()
             state, code = combine(job.id, job.exit, *self._queue.get(job.id, (None, None)))
             if job.cancelled and state not in (JobState.COMPLETED, JobState.NONE) and not state.active:
                 state = JobState.CANCELLED      # ``doit cancel`` marked it
-        return job.with_state(state, code)
+            seen = self._seen_jobs[key] = job.with_state(state, code)
+        return seen
+
+    def times(self, key):
+        """What is known of when run ``key``'s job was ``submitted``, ``started`` and ``ended``
+        (epoch seconds), its time ``limit`` (seconds) and the scheduler's ``reason`` it waits:
+        a dict without the keys nothing said (see :func:`hpcdo.remote.answers.parse_probe`)."""
+        self.probe()
+        with self._lock:
+            return dict(self._times.get(key) or {})
 
     def set_job(self, key, job, queue_state=None):
         """Record what a step wrote about run ``key`` (a Job), and what the queue now says of it."""
         with self._lock:
+            self._seen_jobs.clear()
+            if self._jobs.get(key, Job()).id != job.id:
+                self._times[key] = {"submitted": time.time()} if job.id else {}
             self._jobs[key] = job
             if queue_state is not None and job.id:
                 self._queue[job.id] = (queue_state, None)
@@ -174,8 +194,10 @@ class Session:
     def update_from_poll(self, records, queue):
         """Take a poll's answer: the runs' marker records and the queue's states."""
         with self._lock:
+            self._seen_jobs.clear()
             for key, record in records.items():
                 self._jobs[key] = Job.from_record(record)
+                self._times[key] = dict(record.get("times") or {})
                 if record.get("id"):
                     self._queue.pop(record["id"], None)
             self._queue.update(queue)

@@ -175,11 +175,13 @@ class Target:
                                 self.recipe.build_target, self.recipe.executable)
 
     def geometry_sig(self, gname):
-        path = self._local(self.recipe.geometries[gname])
-        if not os.path.isfile(path):
-            raise ConfigError("recipe %s: geometry %s: file %s does not exist"
-                              % (self.recipe.name, gname, self.recipe.geometries[gname]))
-        return self._memo("geometry:" + gname, lambda: signature.file_sha256(path))
+        def compute():
+            path = self._local(self.recipe.geometries[gname])
+            if not os.path.isfile(path):
+                raise ConfigError("recipe %s: geometry %s: file %s does not exist"
+                                  % (self.recipe.name, gname, self.recipe.geometries[gname]))
+            return signature.file_sha256(path)
+        return self._memo("geometry:" + gname, compute)
 
     def cores(self, run):
         """The run's cores; ``cores=N`` on the command line wins over the recipe and the machine file."""
@@ -212,9 +214,11 @@ class Target:
     def command(self, run):
         """The job's command line: the machine's launcher, the executable, quoted arguments."""
         lay = self.layout(run)
-        launcher = launchers.prefix(self.machine, {
-            "cores": lay.cores, "threads": lay.threads, "tasks": lay.tasks, "nodes": lay.nodes,
-            "cpn": lay.cpn, "corespernode": self.machine.corespernode or lay.cpn})
+        values = {"cores": lay.cores, "threads": lay.threads, "tasks": lay.tasks, "nodes": lay.nodes,
+                  "cpn": lay.cpn, "corespernode": self.machine.corespernode or lay.cpn}
+        # runs of one layout share their launcher words: worked out once
+        launcher = self._memo(("launcher",) + tuple(sorted(values.items())),
+                              lambda: launchers.prefix(self.machine, values))
         argv = ["./" + os.path.basename(self.recipe.executable)] + run.argv(self.fields(run))
         return (launcher + " " if launcher else "") + " ".join(scripts.q(a) for a in argv)
 
