@@ -20,6 +20,7 @@ import re
 
 from .. import outputs
 from ..schedulers.base import QUEUE_DOWN, JobState
+from . import jobinfo
 
 
 def split_rundir(rundir):
@@ -77,7 +78,11 @@ def parse_probe(text, scheduler, runs=()):
     """(stamps {key: text or None}, jobs {key: dict}, queue {id: (JobState, exit code or None)}).
 
     ``runs``: the (key, run directory, patterns) triples the script asked
-    about; each gets an entry in ``jobs``.
+    about; each gets an entry in ``jobs``.  Besides its markers, a run's
+    entry holds ``times``: when its job was submitted (job.id's mtime),
+    started (job.started) and ended (job.exit), and what the scheduler said
+    of it beyond its state (times, ``limit``, ``reason``: :mod:`jobinfo`);
+    epoch seconds, each left out where nothing says it.
     """
     stamps, markers, listings, queue_lines, heads = {}, {}, {}, [], {}
     section = parent = None
@@ -107,7 +112,7 @@ def parse_probe(text, scheduler, runs=()):
     # everything below is keyed by (parent, run name): the probe listed from inside ``parent``
     where = {key: split_rundir(rundir) for key, rundir, _p in runs}
     patterns = {key: p for key, _rundir, p in runs}
-    prints, cancelled = {}, set()
+    prints, cancelled, submitted = {}, set(), {}
     for parent, lines in listings.items():
         names = {name: patterns[key] for key, (p, name) in where.items() if p == parent}
         for name, fingerprint in fingerprints(lines, names).items():
@@ -115,21 +120,38 @@ def parse_probe(text, scheduler, runs=()):
         for path, _size, _time in listed_files(lines):
             if path.endswith("/" + outputs.CANCELLED):
                 cancelled.add((parent, path[:-len(outputs.CANCELLED) - 1]))
+            elif path.endswith("/job.id") and _time.isdigit():
+                submitted[(parent, path[:-len("/job.id")])] = float(_time)
+    queue = scheduler.parse_status("\n".join(queue_lines))
+    said = jobinfo.details(getattr(scheduler, "family", ""), "\n".join(queue_lines))
     jobs = {}
     for key, (parent, name) in where.items():
         exit_ = markers.get((parent, name + "/job.exit"), "")
+        job_id = markers.get((parent, name + "/job.id"), "")
+        times = dict(said.get(job_id, {})) if job_id else {}
+        own = {"submitted": submitted.get((parent, name)),
+               "started": _marker_time(markers.get((parent, name + "/job.started"), "")),
+               "ended": _marker_time(exit_)}
+        times.update((k, v) for k, v in own.items() if v is not None)     # the machine's own record wins
+        if times.get("started") and times.get("submitted") and times["started"] < times["submitted"]:
+            del times["started"]           # a start marker of an earlier job
         jobs[key] = {"sig": markers.get((parent, name + "/job.sig"), ""),
                      "id": markers.get((parent, name + "/job.id"), ""),
                      "exit": exit_, "fingerprint": prints.get((parent, name), "") if exit_ else "",
                      "cancelled": (parent, name) in cancelled,
-                     "tries": markers.get((parent, name + "/job.tries"), "")}
-    queue = scheduler.parse_status("\n".join(queue_lines))
+                     "tries": markers.get((parent, name + "/job.tries"), ""), "times": times}
     if QUEUE_DOWN in queue_lines:
         # the scheduler did not answer: what it did not say is unknown, not gone
         for info in jobs.values():
             if info["id"] and info["id"] not in queue:
                 queue[info["id"]] = (JobState.UNKNOWN, None)
     return stamps, jobs, queue
+
+
+def _marker_time(line):
+    """The epoch seconds a marker line ("<code or pid> <epoch>") ends with, or None."""
+    words = line.split()
+    return float(words[1]) if len(words) > 1 and words[1].isdigit() else None
 
 
 def parse_manifest(text):

@@ -42,8 +42,8 @@ ROOT_RE = re.compile(r"^(~|\$[A-Za-z_][A-Za-z0-9_]*|\$\{[A-Za-z_][A-Za-z0-9_]*\}
 #: a variable of the machine's environment, expanded anywhere in the work root: $NAME or ${NAME}
 ROOT_VAR_RE = re.compile(r"\$(?:([A-Za-z_][A-Za-z0-9_]*)|\{([A-Za-z_][A-Za-z0-9_]*)\})")
 
-#: the run markers the probe reads
-MARKERS = ("job.sig", "job.id", "job.exit", "job.tries")
+#: the run markers the probe reads (job.started: "pid epoch" as the job began)
+MARKERS = ("job.sig", "job.id", "job.exit", "job.tries", "job.started")
 
 #: the commands schedulers are asked about jobs with (never those that submit)
 QUERY_COMMANDS = ("squeue", "sacct", "scontrol", "qstat", "qacct", "bjobs", "bhist", "yhq", "yhacct")

@@ -153,8 +153,9 @@ def test_slurm_status_snippet_asks_sacct_only_for_forgotten_jobs(fakes, tmp_path
     proc = fakes.status(get(name), "101,102,201,202,203,204,205,206,207,208,299", tmp_path)
     assert get(name).parse_status(proc.stdout) == SLURM_STATES
     squeue, sacct = ("yhqueue", "yhacct") if prefix == "yh" else ("squeue", "sacct")
-    assert fakes.calls(squeue) == ['-h -t all -u %s -o %%i %%T' % os.popen("id -un").read().strip()]
-    assert fakes.calls(sacct) == ["-n -X -P -j 201,202,203,204,205,206,207,208,299 -o JobID,State,ExitCode"]
+    assert fakes.calls(squeue) == ['-h -t all -u %s -o %%i %%T %%V %%S %%l %%r' % os.popen("id -un").read().strip()]
+    assert fakes.calls(sacct) == ["-n -X -P -j 201,202,203,204,205,206,207,208,299 -o "
+                                  "JobID,State,ExitCode,Submit,Start,End,Elapsed,Timelimit,Reason"]
 
 
 def test_slurm_and_tianhe_submit(fakes, tmp_path):
@@ -362,8 +363,8 @@ def test_lsf_status_snippet(fakes, tmp_path):
     ids = ",".join(sorted(LSF)) + ",4399"
     proc = fakes.status(get("lsf"), ids, tmp_path)
     assert get("lsf").parse_status(proc.stdout) == LSF
-    assert fakes.calls("bjobs") == ["-a -noheader -o jobid stat exit_code exit_reason delimiter='|' "
-                                    + ids.replace(",", " ")]
+    assert fakes.calls("bjobs") == ["-a -noheader -o jobid stat exit_code exit_reason submit_time start_time "
+                                    "finish_time pend_reason delimiter='|' " + ids.replace(",", " ")]
 
 
 def test_lsf_status_snippet_without_exit_reason(fakes, tmp_path):
@@ -428,6 +429,74 @@ def test_status_snippets_work_inside_the_probe(fakes, tmp_path, name):
     assert queue[running] == (RUNNING, None) and queue[vanished] == said
     assert combine(jobs["r2"]["id"], jobs["r2"]["exit"], *queue.get(vanished, (None, None))) == said
     assert combine(jobs["r3"]["id"], jobs["r3"]["exit"], *queue.get("1", (None, None))) == (COMPLETED, 0)
+
+
+# -- times and reasons, from the same one query --------------------------------
+
+def at(text):
+    """Epoch seconds of a local time written ``YYYY-MM-DD HH:MM:SS``."""
+    import time
+    return time.mktime(time.strptime(text, "%Y-%m-%d %H:%M:%S"))
+
+
+# what each scheduler's status snippet prints (its one query), and what is read of times and reasons
+DETAIL_CASES = {
+    "slurm": ({"squeue": "echo '301 PENDING 2026-11-24T04:30:00 N/A 5:00 ReqNodeNotAvail, UnavailableNodes:n[1-2]'\n"
+                         "echo '302 RUNNING 2026-11-24T04:30:00 2026-11-24T04:31:00 1-00:00:00 None'",
+               "sacct": "echo '303|FAILED|3:0|2026-11-24T04:30:00|2026-11-24T04:30:05|2026-11-24T04:30:09|"
+                        "00:00:04|00:05:00|None'"},
+              "301,302,303",
+              {"301": {"submitted": at("2026-11-24 04:30:00"), "limit": 300,
+                       "reason": "ReqNodeNotAvail, UnavailableNodes:n[1-2]"},
+               "302": {"submitted": at("2026-11-24 04:30:00"), "started": at("2026-11-24 04:31:00"),
+                       "limit": 86400},
+               "303": {"submitted": at("2026-11-24 04:30:00"), "started": at("2026-11-24 04:30:05"),
+                       "ended": at("2026-11-24 04:30:09"), "limit": 300}}),
+    "sge": ({"qstat": "show sge/qstat-u.txt", "qacct": "show sge/qacct-$2.txt"}, "101,102,204",
+            {"101": {"started": at("2026-11-24 04:21:54")}, "102": {"submitted": at("2026-11-24 04:21:54")},
+             "204": {"submitted": at("2026-11-24 04:21:54"), "started": at("2026-11-24 04:22:03"),
+                     "ended": at("2026-11-24 04:22:14"), "limit": 10}}),
+    "pbs": ({"qstat": "show pbs/qstat-fx.txt"}, "3001.pbs01,3002.pbs01",
+            {"3001": None, "3001.pbs01": {"submitted": at("2026-11-24 04:30:00"), "limit": 600,
+                                          "reason": "Not Running: Insufficient amount of resource: ncpus"}}),
+    "lsf": ({"bjobs": "echo '4401|PEND|-|-|Nov 24 04:30|-|-|New job is waiting for scheduling;'\n"
+                      "echo '4402|EXIT|3|-|Nov 24 04:30:00 2026|Nov 24 04:30:05 2026|Nov 24 04:30:09 2026|-'"},
+            "4401,4402",
+            {"4402": {"submitted": at("2026-11-24 04:30:00"), "started": at("2026-11-24 04:30:05"),
+                      "ended": at("2026-11-24 04:30:09")}}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DETAIL_CASES))
+def test_status_snippets_say_times_and_reasons_in_the_same_query(fakes, tmp_path, name):
+    from hpcdo.remote import jobinfo
+    commands, ids, expected = DETAIL_CASES[name]
+    for command, body in commands.items():
+        fakes.add(command, body)
+    sched = get(name)
+    out = fakes.status(sched, ids, tmp_path).stdout
+    found = jobinfo.details(sched.family, out)
+    for job_id, values in expected.items():
+        if values is None:
+            assert job_id not in found
+        else:
+            assert found[job_id] == values, found
+    # the states read from the same lines are unchanged by the extra fields
+    states = sched.parse_status(out)
+    assert all(i in states for i in ids.split(",")), states
+    # no query more than the states took: squeue then sacct for the rest; qstat then qacct for each
+    # job it lost; qstat -Q (is the server up) then qstat -f -x; one bjobs
+    calls = {"slurm": {"squeue": 1, "sacct": 1}, "sge": {"qstat": 1, "qacct": 1}, "pbs": {"qstat": 2},
+             "lsf": {"bjobs": 1}}[name]
+    assert {c: len(fakes.calls(c)) for c in commands} == calls
+
+
+def test_lsf_time_without_a_year_is_this_year_or_last():
+    from hpcdo.remote import jobinfo
+    now = at("2026-01-02 00:00:00")
+    assert jobinfo.when("Jan  1 08:30", now=now) == at("2026-01-01 08:30:00")
+    assert jobinfo.when("Dec 31 08:30 E", now=now) == at("2025-12-31 08:30:00")
+    assert jobinfo.when("N/A") is None and jobinfo.when("Unknown") is None and jobinfo.when("") is None
 
 
 # -- cancel ----------------------------------------------------------------------

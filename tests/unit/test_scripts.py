@@ -94,7 +94,9 @@ def test_probe_reports_stamps_products_and_jobs(tmp_path):
     (run / "job.sig").write_text("S\n")
     (run / "job.id").write_text("123\n")
     (run / "job.exit").write_text("0 1700000000\n")
+    (run / "job.started").write_text("4242 1690000000\n")
     (run / "out.dat").write_text("x")
+    os.utime(run / "job.id", (1680000000, 1680000000))
     local = get("local")
     runs = [("r", "runs/r", ["out.dat"]), ("none", "runs/none", ["*"])]
     script = scripts.probe_script(str(tmp_path), [("a", "a/stamp", ["a"]), ("b", "b/stamp", ["b/prod"])],
@@ -104,7 +106,9 @@ def test_probe_reports_stamps_products_and_jobs(tmp_path):
     assert stamps == {"a": '{"sig": "1"}', "b": None}
     assert jobs["r"]["sig"] == "S" and jobs["r"]["id"] == "123" and jobs["r"]["exit"].startswith("0 ")
     assert jobs["r"]["fingerprint"] and jobs["none"] == {"sig": "", "id": "", "exit": "", "fingerprint": "",
-                                                      "cancelled": False, "tries": ""}
+                                                      "cancelled": False, "tries": "", "times": {}}
+    # when the job was submitted (job.id's mtime), started and ended, from the machine's own markers
+    assert jobs["r"]["times"] == {"submitted": 1680000000, "started": 1690000000, "ended": 1700000000}
     assert queue == {}
 
 
@@ -140,7 +144,7 @@ def test_probe_reads_markers_and_asks_only_about_unfinished_jobs(tmp_path):
     assert [r for r in jobs if jobs[r]["cancelled"]] == ["cancelled"]
     assert jobs["done"]["fingerprint"] and not jobs["queued"]["fingerprint"]
     assert jobs["absent"] == {"sig": "", "id": "", "exit": "", "fingerprint": "", "cancelled": False,
-                              "tries": ""}
+                              "tries": "", "times": {}}
 
 
 def test_probe_keeps_runs_of_the_same_name_under_two_recipes_apart(tmp_path):

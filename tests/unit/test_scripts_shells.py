@@ -162,7 +162,7 @@ def test_probe_asks_the_scheduler_and_reads_every_stamp(machine):
     stamps, jobs, queue = scripts.parse_probe(proc.stdout.decode(), slurm, runs)
     assert stamps == {NASTY: '{"sig": "%s"}' % NASTY}
     assert jobs["r1"]["id"] == "31" and queue["31"][0].name == "RUNNING" and queue["32"][0].name == "COMPLETED"
-    assert machine.calls("sacct")[-3:] == ["32", "-o", "JobID,State,ExitCode"]
+    assert machine.calls("sacct")[-3:] == ["32", "-o", "JobID,State,ExitCode,Submit,Start,End,Elapsed,Timelimit,Reason"]
 
 
 def test_tail_and_fetch_and_remove(machine):
