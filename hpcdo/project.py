@@ -7,6 +7,7 @@ tasks.
 """
 
 import importlib.util
+import json
 import os
 import sys
 import traceback
@@ -14,6 +15,7 @@ import traceback
 from . import ConfigError, HpcdoError
 from . import config
 from . import jobscript
+from . import status
 from .recipe import Recipe
 from .session import Session
 from .steps import Steps
@@ -100,10 +102,10 @@ class Project:
             target.layout(run)
 
     def status_table(self):
-        rows = [("machine", "%s (%s, %s)" % (self.machine.name, self.session.remote.host,
-                                             self.machine.scheduler))]
-        for target in self.targets:
-            rows.append(("recipe", target.recipe.name))
-            rows += self.steps.status_rows(target)
-        width = max(len(a) for a, _b in rows)
-        return "\n".join("%-*s  %s" % (width, a, b) for a, b in rows)
+        """``status``: each step's state, then a row per run (job, state, queue reason, times,
+        elapsed/walltime, exit code, results): :func:`hpcdo.status.table`."""
+        return status.table(self)
+
+    def status_json(self):
+        """``status --json``: the same as a stable JSON document (docs/reports.md)."""
+        return json.dumps(status.document(self), indent=2, sort_keys=True)

@@ -102,7 +102,7 @@ def batch_scope(words, run_names):
             named_task = True
         elif word in ("clone", "configure", "compile", "send_geometry", "status", "cold", "jobscript", "cancel",
                       "retry", "check") or \
-                step in ("clone", "configure", "compile", "send_geometry"):
+                step in ("clone", "configure", "compile", "send_geometry", "cold"):
             named_task = True
     return scope if named_task else set(run_names)
 
@@ -189,12 +189,28 @@ def generate(project, words=()):
            "doc": "submit again the named runs (all failed runs if none) whose job failed for their "
                   "current inputs on %s: doit retry [RUN...]" % machine,
            "actions": [_retry(project, runs)]}
-    yield {"basename": "status", "doc": "show each step's state and each run's job on %s" % machine,
-           "actions": [_action(project.status_table)], "uptodate": [False], "verbosity": 2}
+    yield {"basename": "status", "doc": "show each step's state and each run's job, state, queue reason, "
+                                         "times, exit code and results on %s (--json: as JSON)" % machine,
+           "params": [{"name": "json", "long": "json", "type": bool, "default": False,
+                       "help": "print the status as one JSON document for scripts (docs/reports.md)"}],
+           "actions": [_status(project)], "uptodate": [False], "verbosity": 2}
     yield check_task(project)
-    yield {"basename": "cold", "doc": "fresh clone and rebuild from scratch on %s" % machine,
-           "actions": [_action(steps.build[t.recipe.name].cold) for t in targets], "uptodate": [False],
-           "verbosity": 2}
+    # ``cold`` does every recipe, ``cold:<recipe>`` one
+    yield {"basename": "cold", "name": None, "task_dep": [],
+           "doc": "remove the source and build trees of every recipe on %s, then clone and rebuild from "
+                  "scratch (cold:<recipe> for one); run directories and results are kept" % machine}
+    for target in targets:
+        build = steps.build[target.recipe.name]
+        yield {"basename": "cold", "name": target.recipe.name, "uptodate": [False], "verbosity": 2,
+               "doc": "remove %s on %s, then clone and rebuild %s from scratch"
+                      % (" and ".join(build.cold_paths()), machine, target.recipe.name),
+               "actions": [_action(build.cold)]}
+
+
+def _status(project):
+    def action(json):
+        return _action(project.status_json if json else project.status_table)()
+    return action
 
 
 def check_task(project):

@@ -210,8 +210,21 @@ class Build:
         self.session.set_stamp(self.target.geometry_key(gname), stamp)
         return "sent %s (%d bytes)" % (gname, size)
 
+    def cold_paths(self):
+        """The directories ``cold`` removes on the machine, as the user would type them there."""
+        root = self.machine.remote_root.rstrip("/")
+        return ["%s/%s" % (root, self.target.src), "%s/%s" % (root, self.target.build)]
+
     def cold(self):
-        """Remove the machine's source and build trees, then clone, configure and compile."""
+        """Say what goes, remove the machine's source and build trees, then clone, configure and compile.
+
+        Run directories (jobs, their logs and results), geometry and the
+        local ``results/`` are kept.
+        """
+        sys.stdout.write("cold %s on %s: removing %s (source and build); run directories, geometry and "
+                         "results/ are kept\n" % (self.recipe.name, self.machine.name,
+                                                   " and ".join(self.cold_paths())))
+        sys.stdout.flush()
         self.session.remote.run(scripts.remove_script(self.machine.remote_root, [self.target.src, self.target.build]),
                                 what="remove " + self.recipe.name)
         for key in self.target.keys.values():
