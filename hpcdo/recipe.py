@@ -19,6 +19,13 @@ which geometry files it reads and which runs to make::
                args=["--geometry", "{geometry}", "--steps", 3000],
                cores=1, walltime="00:05:00")
 
+Many runs come from a sweep: one run per combination of values, each with
+its own signature, stamp and results (see :meth:`Recipe.sweep`)::
+
+    recipe.sweep("flow", {"geometry": ["straight", "stenosis"], "steps": [1000, 2000]},
+                 replicas=3, args=["--geometry", "{geometry}", "--steps", "{steps}",
+                                   "--seed", "{replica}"])
+
 Paths are relative to the project directory (where ``dodo.py`` is).  In
 ``args`` and in the values of a run's ``env``, ``{geometry}`` becomes the
 geometry file's name inside the run directory, ``{run}`` the run's name,
@@ -60,7 +67,7 @@ import re
 import string
 import urllib.parse
 
-from . import ConfigError
+from . import ConfigError, sweep
 from .outputs import OWN_FILES
 from .schema import ENV_NAME
 
@@ -192,8 +199,11 @@ def _positive(value):
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
-def _check_fields(label, what, text, geometry):
-    """``text`` of an argument or env value: its {fields} known, their format specs valid."""
+def _check_fields(label, what, text, geometry, params=None):
+    """``text`` of an argument or env value: its {fields} known, their format specs valid.
+
+    ``params``: a sweep run's own fields (its parameters' values, and ``replica``).
+    """
     if "\r" in text or "\0" in text:
         # a jobscript line with a carriage return reads as a DOS file
         # to sbatch; a NUL cannot pass through a shell at all
@@ -201,20 +211,21 @@ def _check_fields(label, what, text, geometry):
                           "jobscript can carry" % (label, what, text))
     if "{" not in text and "}" not in text:
         return text               # most arguments: nothing to fill in (5000 runs load faster)
-    known = ", ".join("{%s}" % f for f in ARG_FIELDS[:-1]) + " and {%s}" % ARG_FIELDS[-1]
+    names = list(ARG_FIELDS) + list(params or ())
+    known = ", ".join("{%s}" % f for f in names[:-1]) + " and {%s}" % names[-1]
     try:
         fields = [field for _text, field, _spec, _conv in string.Formatter().parse(text)
                   if field is not None]
     except ValueError as exc:
         raise ConfigError("%s: %s %r: %s (write {{ and }} for literal braces)" % (label, what, text, exc))
     for field in fields:
-        if field not in ARG_FIELDS:
+        if field not in names:
             raise ConfigError("%s: %s %r uses {%s}; only %s are known (write {{ and }} for literal "
                               "braces)" % (label, what, text, field, known))
         if field == "geometry" and geometry is None:
             raise ConfigError("%s: %s %r uses {geometry} but the run has none" % (label, what, text))
     try:
-        text.format(**_SAMPLE_FIELDS)
+        text.format(**dict(_SAMPLE_FIELDS, **(params or {})))
     except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
         raise ConfigError("%s: %s %r: %s" % (label, what, text, exc))
     return text
@@ -223,10 +234,13 @@ def _check_fields(label, what, text, geometry):
 class Run:
     """One job: a geometry, arguments, cores, threads, nodes and a wall time."""
 
-    def __init__(self, recipe, name, geometry, args, cores, walltime, env, outputs, nodes, threads=1):
+    def __init__(self, recipe, name, geometry, args, cores, walltime, env, outputs, nodes, threads=1,
+                 params=None):
         self.recipe = recipe
         self.name = check_name("run", name)
         label = self.label = "run %s" % name
+        #: a sweep run's own {fields}: its parameters' values and its replica (else empty)
+        self.params = dict(params or {})
         if geometry is not None and geometry not in recipe.geometries:
             raise ConfigError("%s: unknown geometry %r (the recipe has: %s)"
                               % (label, geometry, ", ".join(sorted(recipe.geometries)) or "none"))
@@ -237,7 +251,7 @@ class Run:
         for arg in args:
             if not isinstance(arg, (str, int, float)) or isinstance(arg, bool):
                 raise ConfigError("%s: argument %r must be a string or number" % (label, arg))
-            self.args.append(_check_fields(label, "argument", str(arg), geometry))
+            self.args.append(_check_fields(label, "argument", str(arg), geometry, self.params))
         if cores is not None and not _positive(cores):
             raise ConfigError("%s: cores must be a positive integer" % label)
         self.cores = cores
@@ -255,7 +269,7 @@ class Run:
         self.walltime = walltime
         self.env = _check_env(label, env)
         for key, value in self.env.items():
-            _check_fields(label, "env %s value" % key, value, geometry)
+            _check_fields(label, "env %s value" % key, value, geometry, self.params)
         self.outputs = recipe.outputs if outputs is None else _check_outputs(label, outputs)
 
     def layout(self, cores, corespernode, cores_from="", machine=""):
@@ -291,8 +305,8 @@ class Run:
 
     def fields(self, layout, geometry_file):
         """The values of the {fields} in args and env, for one layout."""
-        return {"geometry": geometry_file or "", "cores": layout.cores, "threads": layout.threads,
-                "tasks": layout.tasks, "nodes": layout.nodes, "run": self.name}
+        return dict(self.params, geometry=geometry_file or "", cores=layout.cores, threads=layout.threads,
+                    tasks=layout.tasks, nodes=layout.nodes, run=self.name)
 
     def argv(self, fields):
         """The arguments with their {fields} filled in."""
@@ -304,9 +318,13 @@ class Run:
 
     def spec(self):
         """Everything about the run that decides its result (for its signature)."""
-        return {"name": self.name, "geometry": self.geometry, "args": self.args,
+        spec = {"name": self.name, "geometry": self.geometry, "args": self.args,
                 "cores": self.cores, "threads": self.threads, "nodes": self.nodes,
                 "walltime": self.walltime, "env": self.env, "outputs": self.outputs}
+        if self.params:
+            # only a sweep run's: a plain run's signature stays what it was
+            spec["params"] = {k: sweep.field_text(v) for k, v in self.params.items()}
+        return spec
 
 
 class Recipe:
@@ -375,6 +393,41 @@ class Recipe:
         run = Run(self, name, geometry, args, cores, walltime, env, outputs, nodes, threads)
         self.runs[name] = run
         return run
+
+    def sweep(self, name, parameters, replicas=1, zip=False, names=None, geometry=None, args=(),
+              cores=None, walltime="00:10:00", env=None, outputs=None, nodes=None, threads=1):
+        """Add one run per combination of ``parameters``' values, ``replicas`` times each.
+
+        ``parameters``: a dict of names to lists of values (strings or
+        numbers); the runs take their product, or with ``zip=True`` their
+        zip.  Each parameter is a {field} of ``args`` and ``env`` values, as
+        is ``{replica}`` (1 to ``replicas``); a parameter called
+        ``geometry`` picks the run's geometry by name.  Runs are named from
+        ``name`` and their values (see :mod:`hpcdo.sweep`), or by the
+        pattern ``names`` (e.g. ``"f{force}-r{replica}"``).  The other
+        arguments are :meth:`run`'s, shared by every run.  Returns the runs.
+        """
+        label = "recipe %s: sweep %s" % (self.name, name)
+        check_name("sweep", name)
+        if not _positive(replicas):
+            raise ConfigError("%s: replicas must be a positive integer" % label)
+        if names is not None and not isinstance(names, str):
+            raise ConfigError("%s: names must be a pattern string such as 'f{force}-r{replica}'" % label)
+        reserved = set(ARG_FIELDS) - {"geometry"} | {"replica"}
+        rows = sweep.combinations(label, sweep.check_parameters(label, parameters, reserved), zip)
+        if "geometry" in parameters and geometry is not None:
+            raise ConfigError("%s: geometry is both a parameter and given; give one" % label)
+        made = []
+        for values, replica, run_name in sweep.run_names(label, name, rows, replicas, names):
+            fields = {k: v for k, v in values.items() if k != "geometry"}
+            fields["replica"] = replica
+            if run_name in self.runs:
+                raise ConfigError("%s: run %r is defined twice" % (label, run_name))
+            run = Run(self, run_name, values.get("geometry", geometry), args, cores, walltime, env, outputs,
+                      nodes, threads, params=fields)
+            self.runs[run_name] = run
+            made.append(run)
+        return made
 
     def cmake_options_for(self, machine):
         """The recipe's options, then the machine file's, then the recipe's per-machine ones."""
