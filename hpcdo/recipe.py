@@ -67,6 +67,7 @@ import re
 import string
 
 from . import ConfigError, sweep
+from .analysis import Analysis
 from .outputs import OWN_FILES
 from .schema import ENV_NAME
 from .sources import Git, LocalTree
@@ -308,6 +309,7 @@ class Recipe:
             raise ConfigError("%s: build_target must be a plain target name" % label)
         self.build_target = build_target
         self.runs = {}
+        self.analyses = {}
         #: set by the loader: the recipe file, for messages
         self.path = None
 
@@ -363,6 +365,25 @@ class Recipe:
             self.runs[run_name] = run
             made.append(run)
         return made
+
+    def analysis(self, name, outputs, runs=None):
+        """Declare a local analysis of fetched results, as a decorator (see :mod:`hpcdo.analysis`)::
+
+            @recipe.analysis("report", outputs=["report.md"])
+            def report(results, out): ...
+
+        ``results`` maps each run of ``runs`` (default: all the recipe's runs)
+        to its fetched results directory; the function writes ``outputs``
+        into the directory ``out``, and they land in ``results/<machine>/``.
+        """
+        check_name("analysis", name)
+        if name in self.analyses:
+            raise ConfigError("recipe %s: analysis %r is defined twice" % (self.name, name))
+
+        def declare(function):
+            self.analyses[name] = Analysis(self, name, function, runs, outputs)
+            return function
+        return declare
 
     def cmake_options_for(self, machine):
         """The recipe's options, then the machine file's, then the recipe's per-machine ones."""

@@ -3,8 +3,9 @@
 Task names follow the steps: ``clone``, ``configure``, ``compile`` (with a
 ``:<recipe>`` suffix when a project has several recipes),
 ``send_geometry:<geometry>``, ``submit:<run>``, ``wait:<run>``,
-``fetch_results:<run>``, and the groups ``send_geometry``, ``submit``,
-``wait`` and ``fetch_results``.  The ``wait`` and ``fetch_results`` groups
+``fetch_results:<run>``, ``analyse:<analysis>`` (a recipe's analyses of
+fetched results: :mod:`hpcdo.steps.analyse`), and the groups
+``send_geometry``, ``submit``, ``wait``, ``fetch_results`` and ``analyse``.  The ``wait`` and ``fetch_results`` groups
 submit every run before waiting for any, so jobs queue side by side.
 ``status``, ``cold``, ``cancel [RUN...]``, ``retry [RUN...]``, ``jobscript RUN...``
 and ``check`` (is the machine ready: :mod:`hpcdo.steps.check`) complete the set.
@@ -21,6 +22,7 @@ from doit.exceptions import TaskFailed
 
 from . import HpcdoError
 from .schedulers.base import JobState
+from .steps import analyse
 from .steps.check import check_machine
 
 
@@ -128,8 +130,14 @@ def generate(project, words=()):
     yield _group("send_geometry", "upload every geometry", [])
     yield _group("submit", "submit every run", [])
     yield _group("wait", "submit every run, then wait for all", submits)
-    yield _group("fetch_results", "the whole pipeline: build, submit every run, wait, fetch every result",
-                 submits)
+    # a recipe's analyses run last, once the runs they read are fetched
+    analyses = list(analyse.tasks(project, lambda run_name: "fetch_results:" + run_name))
+    yield _group("fetch_results", "the whole pipeline: build, submit every run, wait, fetch every result"
+                 + (", then analyse them" if analyses else ""),
+                 submits + ["analyse:" + a["name"] for a in analyses])
+    if analyses:
+        yield _group("analyse", "every analysis of fetched results (each fetches what it reads first)", [])
+        yield from analyses
     if many:
         for step in ("clone", "configure", "compile"):
             yield _group(step, "%s every recipe" % step, [])
