@@ -13,22 +13,32 @@ def test_status_reports_steps_and_jobs(project):
     assert "never submitted" in out.out and "stale" in out.out, out
     project.doit("fetch_results")
     out = project.doit("status")
-    table = dict(line.split(None, 1) for line in out.out.splitlines() if line[:1].isalpha() and " " in line)
+    lines = [line.strip() for line in out.out.splitlines()]
+    table = dict(line.split(None, 1) for line in lines if line[:1].isalpha() and " " in line)
     assert table["compile"].strip() == "up to date"
     assert table["send_geometry:stenosis"].strip() == "up to date"
-    assert "completed, fetched" in out.out
+    runs = [line for line in lines if line.startswith("run ") and not line.startswith("run  ")]
+    assert len(runs) == 3 and all(" completed " in r and "not fetched" not in r for r in runs), out
+    header = next(line for line in lines if line.startswith("run ") and "elapsed/walltime" in line)
+    assert header.split() == ["run", "job", "state", "reason", "submitted", "started", "ended",
+                              "elapsed/walltime", "exit", "results"]
     assert len([t for t in out.trace if t["op"] == "run"]) == 1
 
 
-def test_cold_rebuilds_from_scratch(project):
+def test_cold_says_what_it_removes_and_rebuilds_from_scratch(project):
     project.doit("compile")
     project.remote("touch lbflow/build/stray-file")
-    out = project.doit("cold")
-    assert out.ran == ["cold"]
+    out = project.doit("cold:lbflow")
+    assert out.ran == ["cold:lbflow"]
+    root = project.remote_root.rstrip("/")
+    assert "cold lbflow on %s: removing %s/lbflow/src and %s/lbflow/build" % (project.machine, root, root) \
+        in out.out, out
+    assert "results/ are kept" in out.out
     assert project.remote("ls lbflow/build/stray-file 2>/dev/null").strip() == ""
     assert project.remote("ls lbflow/build/lbflow").strip() == "lbflow/build/lbflow"
     out = project.doit("compile")
     assert out.ran == [], out
+    assert "cold:<recipe> for one" in project.doit("help", "cold").out
 
 
 @pytest.fixture
