@@ -441,9 +441,12 @@ def at(text):
 
 # what each scheduler's status snippet prints (its one query), and what is read of times and reasons
 DETAIL_CASES = {
-    "slurm": ({"squeue": "echo '301 PENDING 2026-11-24T04:30:00 N/A 5:00 ReqNodeNotAvail, UnavailableNodes:n[1-2]'\n"
+    # the fakes print the fields they are asked for (-o), as squeue, sacct and bjobs do
+    "slurm": ({"squeue": "case \"$*\" in *'%i %T %V %S %l %r'*) ;; *) echo '301 PENDING'; echo '302 RUNNING'; exit;; esac\n"
+                         "echo '301 PENDING 2026-11-24T04:30:00 N/A 5:00 ReqNodeNotAvail, UnavailableNodes:n[1-2]'\n"
                          "echo '302 RUNNING 2026-11-24T04:30:00 2026-11-24T04:31:00 1-00:00:00 None'",
-               "sacct": "echo '303|FAILED|3:0|2026-11-24T04:30:00|2026-11-24T04:30:05|2026-11-24T04:30:09|"
+               "sacct": "case \"$*\" in *Submit,Start,End,Elapsed,Timelimit,Reason*) ;; *) echo '303|FAILED|3:0'; exit;; esac\n"
+                        "echo '303|FAILED|3:0|2026-11-24T04:30:00|2026-11-24T04:30:05|2026-11-24T04:30:09|"
                         "00:00:04|00:05:00|None'"},
               "301,302,303",
               {"301": {"submitted": at("2026-11-24 04:30:00"), "limit": 300,
@@ -459,7 +462,9 @@ DETAIL_CASES = {
     "pbs": ({"qstat": "show pbs/qstat-fx.txt"}, "3001.pbs01,3002.pbs01",
             {"3001": None, "3001.pbs01": {"submitted": at("2026-11-24 04:30:00"), "limit": 600,
                                           "reason": "Not Running: Insufficient amount of resource: ncpus"}}),
-    "lsf": ({"bjobs": "echo '4401|PEND|-|-|Nov 24 04:30|-|-|New job is waiting for scheduling;'\n"
+    "lsf": ({"bjobs": "case \"$*\" in *'submit_time start_time finish_time pend_reason'*) ;; "
+                      "*) echo '4401|PEND|-|-'; echo '4402|EXIT|3|-'; exit;; esac\n"
+                      "echo '4401|PEND|-|-|Nov 24 04:30|-|-|New job is waiting for scheduling;'\n"
                       "echo '4402|EXIT|3|-|Nov 24 04:30:00 2026|Nov 24 04:30:05 2026|Nov 24 04:30:09 2026|-'"},
             "4401,4402",
             {"4402": {"submitted": at("2026-11-24 04:30:00"), "started": at("2026-11-24 04:30:05"),
