@@ -172,10 +172,30 @@ def _where(item, machine):
     return ""
 
 
-def summary_text(project, task_names=None, now=None):
+#: the project of this call: the last :class:`hpcdo.project.Project` this process made (the loader's)
+_CALL = []
+
+
+def set_call_project(project):
+    """Remember ``project`` as this call's (``Project`` does, once it has loaded)."""
+    _CALL[:] = [project]
+
+
+def call_project():
+    """This call's project, or None when none loaded (a broken recipe, ``check`` alone)."""
+    return _CALL[-1] if _CALL else None
+
+
+def summary_text(project=None, task_names=None, now=None):
     """The end of a call: per run its state, wall time and results path, totals at the bottom.
 
-    ``project``: the call's :class:`hpcdo.project.Project`; ``task_names``:
+    The console reporter calls it once, at the end of the call, as
+    ``outcomes.summary_text(None, names)`` with ``names`` every task name it
+    was told of (``execute_task``, ``add_success``, ``skip_uptodate``,
+    ``add_failure``), and prints what it returns unless it is "".
+
+    ``project``: the call's :class:`hpcdo.project.Project`, or None for
+    this call's (:func:`call_project`); ``task_names``:
     the doit task names the call reported (executed, up to date or failed),
     whose run steps (``submit:R``, ``wait:R``, ``fetch_results:R``) say
     which runs the summary covers; None covers every run.  A failed run's
@@ -185,8 +205,9 @@ def summary_text(project, task_names=None, now=None):
     probe failed: that error is said already).  Asks the machine nothing;
     never raises for a machine's error.
     """
+    project = project if project is not None else call_project()
     names = None if task_names is None else runs_in(task_names)
-    if names is not None and not names:
+    if project is None or (names is not None and not names):
         return ""
     try:
         items = run_outcomes(project, names, now)

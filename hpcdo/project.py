@@ -15,6 +15,7 @@ import traceback
 from . import ConfigError, HpcdoError
 from . import config
 from . import jobscript
+from . import outcomes
 from . import status
 from .recipe import Recipe
 from .session import Session
@@ -100,6 +101,7 @@ class Project:
         # few nodes) is one error line now, not after a build has been spent
         for target, run in self.steps.runs():
             target.layout(run)
+        outcomes.set_call_project(self)             # what the end-of-call summary tells of
 
     def status_table(self):
         """``status``: each step's state, then a row per run (job, state, queue reason, times,

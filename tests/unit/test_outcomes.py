@@ -106,3 +106,11 @@ def test_summary_is_empty_when_the_machine_could_not_be_asked():
 @pytest.mark.parametrize("secs,text", [(None, ""), (0, "0:00:00"), (61, "0:01:01"), (90061, "25:01:01")])
 def test_duration(secs, text):
     assert outcomes.duration(secs) == text
+
+
+def test_the_summary_of_this_call_takes_the_project_it_loaded(monkeypatch):
+    monkeypatch.setattr(outcomes, "_CALL", [])
+    assert outcomes.summary_text(None, ["fetch_results:ok"]) == ""          # nothing loaded: nothing said
+    outcomes.set_call_project(project(JOBS, TIMES, fetched={"ok"}))
+    assert outcomes.summary_text(None, ["fetch_results:ok"], now=NOW).splitlines()[-1] == \
+        "1 run on m: 1 completed"
