@@ -137,3 +137,30 @@ def test_status_shows_why_a_job_waits_as_squeue_says(tool, cluster):
     root = ET.parse(tool.file("j.xml")).getroot()
     case = next(c for c in root.iter("testcase") if c.get("name") == "small")
     assert case.find("skipped") is not None and "BeginTime" in case.find("skipped").get("message")
+
+
+@pytest.fixture(params=["testsge", "testpbs"])
+def other_tool(request, tmp_path, cluster):
+    from conftest import cluster_project
+    for project in cluster_project(tmp_path, cluster, request.param):
+        yield anyproject.make(project, [("fine", ["--bytes", 3, "x"]), ("broke", ["--exit", 5])])
+
+
+def test_reports_on_grid_engine_and_pbs_commands(other_tool, tmp_path):
+    """The same record through Grid Engine and PBS-style commands: states, exit codes, ids and times."""
+    tool = other_tool
+    tool.doit("--report", str(tmp_path / "r.json"), "--junit", str(tmp_path / "j.xml"), "fetch_results",
+              ok=False)
+    doc = json.loads((tmp_path / "r.json").read_text())
+    runs = {r["run"]: r for r in doc["runs"]}
+    for name in ("fine", "broke"):
+        assert runs[name]["job_id"] == tool.remote("cat tool/runs/%s/job.id" % name).strip()
+        times = [epoch(runs[name][k]) for k in ("submitted", "started", "ended")]
+        assert times == sorted(times) and time.time() - times[0] < 600, runs[name]
+    assert (runs["fine"]["state"], runs["fine"]["exit_code"]) == ("completed", 0)
+    assert (runs["broke"]["state"], runs["broke"]["exit_code"]) == ("failed", 5)
+    assert runs["broke"]["retry"] == "doit machine=%s retry broke" % tool.machine
+    root = ET.parse(str(tmp_path / "j.xml")).getroot()
+    assert root.get("failures") == "2" and root.find(".//testcase[@name='broke']/failure") is not None
+    status = json_out(tool.doit("status", "--json"))
+    assert {r["run"]: r["state"] for r in status["runs"]} == {"fine": "completed", "broke": "failed"}
