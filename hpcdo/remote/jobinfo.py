@@ -28,7 +28,8 @@ from ..schedulers.base import seconds
 #: time formats schedulers print (after runs of blanks are made one)
 FORMATS = ("%Y-%m-%dT%H:%M:%S", "%m/%d/%Y %H:%M:%S", "%a %b %d %H:%M:%S %Y", "%b %d %H:%M:%S %Y",
            "%b %d %H:%M:%S", "%b %d %H:%M", "%Y/%m/%d-%H:%M:%S")
-NO_VALUE = ("", "-", "N/A", "NONE", "NONE ", "UNKNOWN", "INVALID", "UNLIMITED", "(NULL)", "NULL")
+#: what schedulers print for "no value" (compared upper-cased)
+NO_VALUE = ("", "-", "N/A", "NONE", "UNKNOWN", "INVALID", "UNLIMITED", "(NULL)", "NULL")
 
 
 def when(text, now=None):
@@ -68,7 +69,7 @@ def _put(found, job_id, **values):
 
 def _reason(text):
     text = " ".join(str(text or "").split())
-    return "" if text.upper() in NO_VALUE or text == "None" else text
+    return "" if text.upper() in NO_VALUE else text
 
 
 def slurm(text):

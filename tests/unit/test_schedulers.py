@@ -442,7 +442,8 @@ def at(text):
 # what each scheduler's status snippet prints (its one query), and what is read of times and reasons
 DETAIL_CASES = {
     # the fakes print the fields they are asked for (-o), as squeue, sacct and bjobs do
-    "slurm": ({"squeue": "case \"$*\" in *'%i %T %V %S %l %r'*) ;; *) echo '301 PENDING'; echo '302 RUNNING'; exit;; esac\n"
+    "slurm": ({"squeue": "[ \"${SLURM_TIME_FORMAT:-}\" = standard ] || exit 1   # whatever the user's format\n"
+                         "case \"$*\" in *'%i %T %V %S %l %r'*) ;; *) echo '301 PENDING'; echo '302 RUNNING'; exit;; esac\n"
                          "echo '301 PENDING 2026-11-24T04:30:00 N/A 5:00 ReqNodeNotAvail, UnavailableNodes:n[1-2]'\n"
                          "echo '302 RUNNING 2026-11-24T04:30:00 2026-11-24T04:31:00 1-00:00:00 None'",
                "sacct": "case \"$*\" in *Submit,Start,End,Elapsed,Timelimit,Reason*) ;; *) echo '303|FAILED|3:0'; exit;; esac\n"

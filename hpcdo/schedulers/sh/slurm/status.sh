@@ -6,8 +6,10 @@ several words ("CANCELLED by 1000").  A failing squeue (controller down)
 prints @qfail: "not in the queue" would wrongly read as "gone".  Beyond
 id, state and exit code, the same two queries say when each job was
 submitted, started and ended, its time limit and why it waits (reason
-last: it may hold blanks); hpcdo.remote.jobinfo reads those.
+last: it may hold blanks); hpcdo.remote.jobinfo reads those, in the
+standard time format whatever the user's SLURM_TIME_FORMAT says.
 ##}
+SLURM_TIME_FORMAT=standard; export SLURM_TIME_FORMAT
 if q=$({{ queue_command }} -h -t all -u "$(id -un)" -o "%i %T %V %S %l %r" 2>/dev/null); then
   printf "%s\n" "$q"
   l=" $(printf "%s\n" "$q" | awk '{print $1}' | tr "\n" " ") "
