@@ -13,6 +13,8 @@ line per failed run.
 from doit.exceptions import UnmetDependency
 from doit.reporter import ConsoleReporter
 
+from . import progress
+
 #: what else is told of a call's events besides the console (the ``--report``/``--junit``
 #: record, :mod:`hpcdo.callreport`): objects with any of doit's reporter methods
 #: (``initialize``, ``execute_task``, ``add_success``, ``add_failure``, ``skip_uptodate``,
@@ -38,13 +40,50 @@ def _told(name):
 
 
 class _Console(ConsoleReporter):
+    #: the progress display (:mod:`hpcdo.progress`): a live area on a terminal, lines in a log
+    display = None
+
+    def initialize(self, tasks, selected_tasks):
+        self.display = progress.display(self.outstream, _machine())
+        self.display.board.plan(tasks, selected_tasks)
+        self.display.start()
+
+    def write(self, text):
+        if self.display is not None:
+            self.display.write(text)
+        else:
+            self.outstream.write(text)
+
+    def execute_task(self, task):
+        super().execute_task(task)
+        if self.display is not None and task.actions:
+            self.display.began(task.name)
+
+    def add_success(self, task):
+        if self.display is not None:
+            self.display.ended(task.name, True)
+
+    def skip_uptodate(self, task):
+        super().skip_uptodate(task)
+        if self.display is not None:
+            self.display.ended(task.name, True)
+
     def add_failure(self, task, fail):
+        if self.display is not None:
+            self.display.ended(task.name, False)
         if isinstance(fail, UnmetDependency):
             return              # skipped because a step before it failed, which is said already
         self.failures.append({"task": task, "exception": fail})
         self.write("!! %s failed\n" % task.name)
 
+    def summary(self):
+        """The end-of-call summary, printed after the failures: per run its state, wall time and
+        results path (``hpcdo.outcomes.summary_text``, issue 14, plugs in here); "" until then."""
+        return ""
+
     def complete_run(self):
+        if self.display is not None:
+            self.display.stop()         # the live area is erased: what follows stays on the screen
         if self.failures:
             self.write("%d step%s failed:\n" % (len(self.failures), "" if len(self.failures) == 1 else "s"))
             # the same message from several steps (a template every submit renders) is said once
@@ -58,6 +97,9 @@ class _Console(ConsoleReporter):
                 self.write("  %s%s\n" % (lines[0], also))
                 for line in lines[1:]:
                     self.write("    %s\n" % line)
+        summary = self.summary()
+        if summary:
+            self.write(summary.rstrip("\n") + "\n")
         if self.runtime_errors:
             self.write("\n".join(self.runtime_errors) + "\n")
 
@@ -68,3 +110,9 @@ class Reporter(_Console):
 
 for _name in _EVENTS:
     setattr(Reporter, _name, _told(_name))
+
+
+def _machine():
+    """The machine of this call, as the loader took it from doit's ``machine=NAME`` word."""
+    from doit import doit_cmd
+    return (getattr(doit_cmd, "_CMDLINE_VARS", None) or {}).get("machine") or "localhost"
