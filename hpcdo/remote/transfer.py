@@ -15,8 +15,9 @@ import secrets
 import shutil
 import tarfile
 import threading
+import time
 
-from .. import HpcdoError, RemoteError
+from .. import HpcdoError, RemoteError, events
 
 CHUNK = 1 << 20
 
@@ -80,20 +81,64 @@ def _add_bytes(tar, name, data):
     tar.addfile(info, io.BytesIO(data))
 
 
+class Meter:
+    """Counts a transfer's bytes and tells the progress display (:mod:`hpcdo.events`) every
+    quarter of a second, and once at the end."""
+
+    def __init__(self, what):
+        self.what, self.bytes, self.ended = what, 0, False
+        self.start = self.told = time.monotonic()
+
+    def add(self, count):
+        self.bytes += count
+        now = time.monotonic()
+        if now - self.told >= 0.25:
+            self.told = now
+            events.emit("transfer", what=self.what, bytes=self.bytes, seconds=now - self.start)
+
+    def done(self, whole=True):
+        """The transfer ended: ``whole``, or cut short (an error, Ctrl-C); said once."""
+        if not self.ended:
+            self.ended = True
+            events.emit("transfer", what=self.what, bytes=self.bytes, seconds=time.monotonic() - self.start,
+                        done=True, whole=whole)
+
+
+def metered(source, what, meter=None):
+    """The chunks of ``source`` (a binary file or an iterable of chunks), counted by a :class:`Meter`."""
+    meter = meter or Meter(what)
+    read = getattr(source, "read", None)
+    blocks = iter(lambda: read(CHUNK), b"") if read else source
+    try:
+        for block in blocks:
+            meter.add(len(block))
+            yield block
+        meter.done()
+    finally:
+        meter.done(whole=False)       # a no-op after a whole transfer; else the command stopped reading
+
+
+class _MeteredSink:
+    def __init__(self, sink, meter):
+        self.sink, self.meter = sink, meter
+
+    def write(self, block):
+        self.sink.write(block)
+        self.meter.add(len(block))
+
+
 def send_files(remote, script, root, names, deleted=(), what="send files", seal=None):
     """Run ``script`` (which unpacks a tar from stdin) with a tar of ``names`` fed to it.
 
     ``seal``: the token ``script`` expects in the stream's last member.
     """
-    counter = {"bytes": 0}
-
-    def counted():
-        for block in tar_chunks(root, names, deleted, seal):
-            counter["bytes"] += len(block)
-            yield block
-
-    remote.run(script, stdin=counted(), what=what)
-    return counter["bytes"]
+    meter = Meter(what)
+    try:
+        remote.run(script, stdin=metered(tar_chunks(root, names, deleted, seal), what, meter), what=what)
+        meter.done()
+    finally:
+        meter.done(whole=False)
+    return meter.bytes
 
 
 def receive_files(remote, script, dest, accept=None, strip=None, what="receive files"):
@@ -121,9 +166,11 @@ def receive_files(remote, script, dest, accept=None, strip=None, what="receive f
 
     thread = threading.Thread(target=unpacker, daemon=True)
     thread.start()
+    meter = Meter(what)
     try:
         with os.fdopen(write_fd, "wb", buffering=0) as sink:
-            remote.run(script, sink=sink, what=what)
+            remote.run(script, sink=_MeteredSink(sink, meter), what=what)
+        meter.done()
     except (RemoteError, OSError) as exc:
         thread.join()
         if isinstance(outcome.get("error"), HpcdoError) and not isinstance(outcome["error"], CutShort):
@@ -132,6 +179,7 @@ def receive_files(remote, script, dest, accept=None, strip=None, what="receive f
             raise RemoteError("%s: %s" % (what, exc.strerror or exc))
         raise
     finally:
+        meter.done(whole=False)
         thread.join()
     if "error" in outcome:
         if isinstance(outcome["error"], HpcdoError):

@@ -18,7 +18,7 @@ import os
 import sys
 import time
 
-from .. import HpcdoError, RemoteError
+from .. import HpcdoError, RemoteError, events
 from ..model import Job
 from ..remote import scripts
 from ..schedulers.base import JobState
@@ -120,6 +120,7 @@ class Submit:
         if outcome == "submitted":
             self.session.set_job(key, Job(sig=request.sig, id=detail, tries=str(request.tries)),
                                  JobState.PENDING)
+            events.emit("job", run=run.name, id=detail, state=JobState.PENDING.value, walltime=run.walltime)
             return True
         if outcome == "error" and self.session.scheduler.transient(detail):
             raise RemoteError("run %s: the scheduler on %s did not answer (%s); nothing was submitted: "
@@ -234,6 +235,10 @@ class Jobs:
     def do_wait(self, target, run):
         key = target.run_key(run)
         self.monitor.track(key, target.run_dir(run), run.outputs)
+        if events.listening():
+            info = self.session.job(key)
+            events.emit("waiting", run=run.name, id=info.id, walltime=run.walltime)
+            events.emit("job", run=run.name, id=info.id, state=info.state.value)
         while True:
             info = self.monitor.wait(key)
             if info.state.done:

@@ -3,7 +3,7 @@
 import threading
 import time
 
-from .. import RemoteError
+from .. import RemoteError, events
 from ..remote import scripts
 from ..schedulers.base import JobState
 
@@ -79,3 +79,7 @@ class JobMonitor:
             else:
                 self._lost_seen.pop(key, None)
         self._generation += 1
+        if events.listening():
+            for key, _rundir, _patterns in active:
+                info = session.job(key)
+                events.emit("job", run=key.rpartition("/")[2], id=info.id, state=info.state.value)
