@@ -182,7 +182,7 @@ class LocalRemote(Remote):
         counter.started = True
         try:
             out, err = _pump(chunks, proc.stdin.write, proc.stdin.close,
-                             proc.stdout.read, proc.stderr.read, sink, counter,
+                             proc.stdout.read1, proc.stderr.read, sink, counter,
                              abort=lambda: _stop_group(proc.pid))
             code = proc.wait()
         except BaseException:

@@ -262,7 +262,7 @@ class OpenSSHRemote(Remote):
         counter.started = True
         try:
             out, err = _pump(chunks, proc.stdin.write, proc.stdin.close,
-                             proc.stdout.read, proc.stderr.read, sink, counter,
+                             proc.stdout.read1, proc.stderr.read, sink, counter,
                              abort=lambda: _stop(proc))
             code = proc.wait()
         except BaseException:

@@ -11,7 +11,7 @@ import re
 import sys
 
 from .. import RemoteError
-from .. import signature
+from .. import events, signature
 from ..model import Stamp
 from ..recipe import Git
 from ..remote import scripts, transfer
@@ -20,6 +20,8 @@ from ..remote import scripts, transfer
 #: choice in the cache, so a change of any of them needs a new cache
 TOOLCHAIN_RE = re.compile(r"^(CMAKE_[A-Za-z]+_COMPILER(_[A-Z_]+)?|CMAKE_TOOLCHAIN_FILE|CMAKE_GENERATOR.*|"
                           r"CMAKE_MAKE_PROGRAM|CMAKE_[A-Za-z]+_COMPILER_LAUNCHER)(:[A-Z]+)?\Z")
+#: a line hpcdo's build scripts print for hpcdo to read (``@binary <hash>``), never shown
+MARKER = re.compile(r"^@[a-z_]+( |$)")
 
 
 class Build:
@@ -169,12 +171,12 @@ class Build:
                                           source_sig=self.target.local_source_sig())
         self.session.set_stamp(self.keys["compile"], None)      # the script removed it
         self.session.set_stamp(self.keys["cache"], record)
-        result = self._build_step("configure", script)
+        self._build_step("configure", script, synced)
         self.session.set_stamp(self.keys["configure"], stamp)
         if fresh and had_cache:
             sys.stderr.write("hpcdo: configure of %s started from a new CMake cache (an option was removed, "
                              "or the compilers may differ)\n" % self.recipe.name)
-        return synced + result.text
+        return ""
 
     def do_compile(self):
         synced = self.sync()
@@ -183,15 +185,23 @@ class Build:
         script = scripts.compile_script(self.machine.remote_root, self.target.dir, self.target.setup(), self.machine.cmake,
                                         jobs, self.recipe.build_target, self.recipe.executable, sig,
                                         source_sig=self.target.local_source_sig())
-        result = self._build_step("compile", script)
+        result = self._build_step("compile", script, synced)
         binary = tagged(result.text, "@binary")
         self.session.set_stamp(self.keys["compile"], Stamp(sig=sig, binary=binary))
-        return synced + result.text
+        return ""
 
-    def _build_step(self, step, script):
-        """Run a configure or compile script; on failure forget its stamp and show the log's tail."""
-        result = self.session.remote.run(script, what="%s %s" % (step, self.recipe.name), check=False,
-                                         private=True)
+    def _build_step(self, step, script, synced=""):
+        """Run a configure or compile script; on failure forget its stamp and show the log's tail.
+
+        Its output is printed line by line as it comes (``-v 2`` shows it live),
+        after what ``synced`` says and without hpcdo's markers.
+        """
+        label = "%s %s" % (step, self.recipe.name)
+        shown = _Shown(label, sys.stdout)
+        if synced:
+            shown.stream.write(synced)
+        result = self.session.remote.run(script, sink=shown, what=label, check=False, private=True)
+        result.stdout = shown.close()
         if result.exit_code != 0:
             self.session.set_stamp(self.keys[step], None)
             raise RemoteError("%s of %s on %s failed:\n%s"
@@ -206,7 +216,8 @@ class Build:
         script = scripts.upload_script(self.machine.remote_root, self.target.geometry_dir(gname),
                                        self.target.geometry_file(gname), size, stamp.to_json())
         with open(path, "rb") as fh:
-            self.session.remote.run(script, stdin=fh, what="send geometry %s (%d bytes)" % (gname, size))
+            self.session.remote.run(script, stdin=transfer.metered(fh, "send geometry " + gname),
+                                    what="send geometry %s (%d bytes)" % (gname, size))
         self.session.set_stamp(self.target.geometry_key(gname), stamp)
         return "sent %s (%d bytes)" % (gname, size)
 
@@ -230,6 +241,37 @@ class Build:
         for key in self.target.keys.values():
             self.session.set_stamp(key, None)
         return "\n".join([self.do_clone(), self.do_configure(), self.do_compile()])
+
+
+class _Shown:
+    """A script's stdout as it arrives: kept whole for the caller, each line printed (but markers)
+    to ``stream`` and told to the progress display."""
+
+    def __init__(self, label, stream):
+        self.label, self.stream = label, stream
+        self.parts, self.partial = [], b""
+
+    def write(self, block):
+        self.parts.append(block)
+        lines = (self.partial + block).split(b"\n")
+        self.partial = lines.pop()
+        for line in lines:
+            self._say(line)
+
+    def _say(self, raw):
+        line = raw.decode("utf-8", "replace").rstrip("\r")
+        if MARKER.match(line):
+            return
+        self.stream.write(line + "\n")
+        self.stream.flush()
+        events.emit("output", step=self.label, line=line)
+
+    def close(self):
+        """All the output, as bytes; a last line without a newline is printed too."""
+        if self.partial:
+            self._say(self.partial)
+            self.partial = b""
+        return b"".join(self.parts)
 
 
 def tagged(text, tag):
