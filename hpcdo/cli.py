@@ -22,10 +22,12 @@ and exit status 2.
 import fcntl
 import json
 import os
+import pprint
 import sys
 
 from doit import doit_cmd
 from doit.cmd_base import DodoTaskLoader
+from doit.cmd_dumpdb import DumpDB as DoitDumpDB
 
 from . import HpcdoError
 from . import report, tasks
@@ -88,21 +90,41 @@ class Loader(DodoTaskLoader):
             self.broken = str(exc)
         self.state_dir = os.path.join(project_dir, ".hpcdo")
         os.makedirs(self.state_dir, exist_ok=True)
-        self.dep_file = os.path.join(self.state_dir, "doit-%s.json" % self.project.machine.name)
-        _drop_if_unreadable(self.dep_file)
+        self.opt_values = opt_values
+        self.user_verbosity = None
         if opt_values.get("hpcdo_report") or opt_values.get("hpcdo_junit"):
             from . import callreport
             report.LISTENERS.append(callreport.CallReport(self.project, opt_values.get("hpcdo_report"),
                                                           opt_values.get("hpcdo_junit")))
 
     def load_doit_config(self):
+        """hpcdo's choice of doit's settings, less every one the user made.
+
+        A setting in ``DOIT_CONFIG`` (dodo.py), in ``[tool.doit]`` (pyproject.toml) or
+        doit.cfg, or on the command line wins over hpcdo's, as doit's conventions say.
+        """
         own = dict(self.namespace.get("DOIT_CONFIG") or {})
+        explicit = set(getattr(self.opt_values, "_non_default_keys", ()))
+        configured = configured_values(self.config)
+        chosen = explicit | set(own) | set(configured)
+
+        def value(key, default=None):
+            if key in own and key not in explicit:
+                return own[key]
+            if key in chosen and key in self.opt_values:
+                return self.opt_values[key]
+            return configured.get(key, default)
+
+        if value("par_type") == "process":
+            _fail("par_type = process is not supported: hpcdo's steps share one connection and one view "
+                  "of the machine; remove it (steps run in threads with -n N)")
+        backend = value("backend", "json")
         config = {
             "default_tasks": ["fetch_results"],
             # doit's own record is a cache only: the machine holds the truth.
             # JSON is read once; sqlite3 cost a query per task (25 ms of a
-            # 300-run no-op).
-            "dep_file": self.dep_file,
+            # 300-run no-op).  One record per machine, named by its backend.
+            "dep_file": os.path.join(self.state_dir, "doit-%s.%s" % (self.project.machine.name, backend)),
             "backend": "json",
             "verbosity": 1,
             # one run's failure never stops the others being waited for and
@@ -114,7 +136,17 @@ class Loader(DodoTaskLoader):
             "par_type": "thread",
             "reporter": report.Reporter,
         }
-        config.update({k: v for k, v in own.items() if k not in config})
+        for key in chosen:
+            config.pop(key, None)
+        # what doit reads only from DOIT_CONFIG (default_tasks ...) is taken from pyproject.toml too
+        config.update({k: v for k, v in configured.items() if k not in self.opt_values})
+        config.update(own)
+        if backend == "json" and "dep_file" not in chosen:
+            _drop_if_unreadable(config["dep_file"])
+        if "verbosity" in chosen and "verbosity" not in explicit:
+            # a verbosity the user set applies to every step, as ``-v`` does; doit would let
+            # each task's own verbosity win over it
+            self.user_verbosity = value("verbosity")
         return config
 
     def load_tasks(self, cmd, pos_args):
@@ -136,17 +168,109 @@ class Loader(DodoTaskLoader):
                 if self.broken is not None:
                     yield tasks.check_task(project)
                     return
-                yield from tasks.generate(project, pos_args)
+                for task in tasks.generate(project, pos_args):
+                    yield self._user_verbosity(task)
             except HpcdoError as exc:
                 _fail(str(exc))
 
         task_hpcdo.__doc__ = "hpcdo tasks"
+        if report.LISTENERS and getattr(cmd, "reporters", None):
+            self._tell_listeners(cmd.reporters)
         own = self.namespace
         self.namespace = dict(own, task_hpcdo=task_hpcdo)
         try:
-            return super().load_tasks(cmd, pos_args)
+            loaded = super().load_tasks(cmd, pos_args)
         finally:
             self.namespace = own
+        if cmd.get_name() == "help" and self.broken is None:
+            self._explain_positional(loaded)
+        return loaded
+
+    def _explain_positional(self, loaded):
+        """``doit help retry``: a task that takes run names lists them."""
+        names = sorted(run.name for _target, run in self.project.steps.runs())
+        for task in loaded:
+            if task.pos_arg and names:
+                task.doc = "%s\n  RUN: one or more of the runs: %s" % (task.doc, ", ".join(names))
+
+
+    def _user_verbosity(self, task):
+        """A step prints as the user's verbosity says; the tasks that exist to print
+        an answer (``status``, ``jobscript``, ``check``: verbosity 2) still print it."""
+        if self.user_verbosity is not None and task.get("verbosity") != 2:
+            task.pop("verbosity", None)
+        return task
+
+    def _tell_listeners(self, reporters):
+        """``--report``/``--junit`` with a reporter the user chose: it is told each event too."""
+        chosen = self.opt_values.get("reporter")
+        cls = reporters.get(chosen) if isinstance(chosen, str) else chosen
+        if cls is None:
+            _fail("unknown reporter %r; doit knows: %s" % (chosen, ", ".join(sorted(reporters))))
+        if isinstance(cls, type) and not issubclass(cls, report.Reporter):
+            # set as doit's own default is set: the command line still shows what was chosen
+            dict.__setitem__(self.opt_values, "reporter", telling(cls))
+
+
+def configured_values(config):
+    """The doit settings a configuration file sets: ``[tool.doit]`` (pyproject.toml) or doit.cfg,
+    globally or for a command (``[tool.doit.commands.run]``)."""
+    values = {}
+    for section, found in (config or {}).items():
+        if section.islower() and not section.startswith("task:") and isinstance(found, dict):
+            values.update(found)
+    values.update((config or {}).get("GLOBAL", {}))
+    values.pop("loader", None)
+    return values
+
+
+def telling(reporter_cls):
+    """``reporter_cls``, which also tells each of hpcdo's listeners (the ``--report`` record) of
+    each event, after its own part."""
+    def told(name):
+        def method(self, *args):
+            result = getattr(reporter_cls, name)(self, *args)
+            for listener in report.LISTENERS:
+                hook = getattr(listener, name, None)
+                if hook is not None:
+                    hook(*args)
+            return result
+        method.__name__ = name
+        return method
+    names = [n for n in ("initialize", "get_status", "execute_task", "add_failure", "add_success",
+                         "skip_uptodate", "skip_ignore", "complete_run") if hasattr(reporter_cls, n)]
+    return type(reporter_cls.__name__, (reporter_cls,), {n: told(n) for n in names})
+
+
+class DumpDB(DoitDumpDB):
+    """``doit dumpdb``: hpcdo keeps doit's record per machine, as JSON, which doit's dumpdb cannot read.
+
+    A project's pyproject.toml names it (``[tool.doit.plugins.command] dumpdb =
+    "hpcdo.cli:DumpDB"``).  ``machine=NAME`` picks the record; ``--db-file``
+    names another one.
+    """
+    doc_purpose = "dump doit's record of a machine (.hpcdo/doit-<machine>.json; machine=NAME)"
+
+    def execute(self, opt_values, pos_args):
+        if "dep_file" in getattr(opt_values, "_non_default_keys", ()):
+            path = opt_values["dep_file"]
+        else:
+            machine = (getattr(doit_cmd, "_CMDLINE_VARS", None) or {}).get("machine") or DEFAULT_MACHINE
+            path = os.path.join(".hpcdo", "doit-%s.json" % machine)
+        try:
+            with open(path) as fh:
+                data = json.load(fh)
+        except FileNotFoundError:
+            _fail("%s does not exist: doit has no record of this machine here yet (run doit first, "
+                  "in the project's directory)" % path)
+        except (OSError, ValueError):
+            # not JSON: a record of doit's other backends, which doit's own dumpdb reads
+            opt_values["dep_file"] = path
+            return super().execute(opt_values, pos_args)
+        print("JSON record %s" % path)
+        for key in sorted(data):
+            print("%s -> %s" % (key, pprint.pformat(data[key], indent=4, width=100)))
+        return 0
 
 
 def needs_loader(dodo_file):
