@@ -72,6 +72,14 @@ def init(directory):
         named = ", ".join(taken[:3]) + (" and %d more" % (len(taken) - 3) if len(taken) > 3 else "")
         raise HpcdoError("%s already has %s; nothing was written (init never overwrites a file: use an "
                          "empty or new directory)" % (directory, named))
+    for rel in files:
+        parent = os.path.dirname(rel)
+        while parent:
+            path = os.path.join(target, parent)
+            if os.path.lexists(path) and not os.path.isdir(path):
+                raise HpcdoError("%s exists and is not a directory; nothing was written"
+                                 % os.path.join(directory, parent))
+            parent = os.path.dirname(parent)
     values = {"name": os.path.basename(target) or "project", "version": __version__}
     try:
         texts = {rel: render(template, values) for rel, template in files.items()}
@@ -80,13 +88,14 @@ def init(directory):
     parent = os.path.dirname(target)
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".hpcdo-init-", dir=parent)
-    moved = []
+    moved, made = [], []
     try:
         for rel, text in texts.items():
             path = os.path.join(staging, rel)
             os.makedirs(os.path.dirname(path), exist_ok=True)
             with open(path, "w", encoding="utf-8") as fh:
                 fh.write(text)
+        made = sorted({d for rel in texts for d in _parents(target, rel) if not os.path.isdir(d)})
         os.makedirs(target, exist_ok=True)
         for rel in texts:
             dest = os.path.join(target, rel)
@@ -96,12 +105,37 @@ def init(directory):
             os.rename(os.path.join(staging, rel), dest)
             moved.append(rel)
     except (OSError, HpcdoError) as exc:
-        left = (" it wrote only %s" % ", ".join(moved)) if moved else " nothing was written"
+        left = _take_back(target, moved, made)
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise HpcdoError("init %s stopped: %s;%s" % (directory, reason, left))
+        raise HpcdoError("init %s stopped: %s; %s" % (directory, reason, left))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return list(texts)
+
+
+def _parents(target, rel):
+    """``target`` and each directory between it and ``rel``."""
+    found, parent = [target], os.path.dirname(rel)
+    while parent:
+        found.append(os.path.join(target, parent))
+        parent = os.path.dirname(parent)
+    return found
+
+
+def _take_back(target, moved, made):
+    """Remove what a failed init wrote (files, and the directories it made); say what is left."""
+    left = []
+    for rel in reversed(moved):
+        try:
+            os.remove(os.path.join(target, rel))
+        except OSError:
+            left.append(rel)
+    for directory in sorted(made, key=len, reverse=True):
+        try:
+            os.rmdir(directory)
+        except OSError:
+            pass
+    return "it left %s" % ", ".join(left) if left else "nothing was written"
 
 
 def machines(project_dir):
@@ -124,7 +158,7 @@ def machines(project_dir):
             elif os.path.dirname(path) == CATALOGUE_DIR:
                 label = "catalogue (hpcdo/catalogue/%s)" % os.path.basename(path)
             else:
-                label = os.path.relpath(path, project_dir) if os.path.isabs(path) else path
+                label = os.path.relpath(path, project_dir)
             if label not in where:
                 where.append(label)
         rows.append((name, machine.scheduler, ", ".join(where)))
