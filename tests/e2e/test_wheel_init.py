@@ -86,3 +86,26 @@ def test_init_then_the_example_pipeline_on_localhost(venv):
     machines = run([str(bindir / "hpcdo"), "machines"], proj, env)
     assert re.search(r"^localhost\s+local\s+built in$", machines.stdout, re.M), machines.stdout
     assert re.search(r"^archer2\s+slurm\s+catalogue", machines.stdout, re.M), machines.stdout
+
+
+def test_the_readmes_first_command_runs_the_demo_in_a_copy_of_the_checkout(tmp_path):
+    """Exactly the README's first command, in a copy of this checkout, with its own home (the
+    localhost machine's work root, ~/hpcdo-localhost, is the test's own)."""
+    readme = open(os.path.join(ROOT, "README.md")).read().split("\n---\n", 1)[0]
+    command = re.findall(r"```sh\n(.*?)```", readme, re.S)[0].strip()
+    copy = tmp_path / "hpcdo"
+    copy.mkdir()
+    for name in SOURCES + ("dodo.py", "recipes", "machines", "demo", "jobscripts"):
+        path = os.path.join(ROOT, name)
+        if os.path.isdir(path):
+            shutil.copytree(path, str(copy / name), ignore=shutil.ignore_patterns(
+                "__pycache__", "*.pyc", "machines_user.yml"))
+        else:
+            shutil.copy(path, str(copy / name))
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+    env["HOME"] = str(tmp_path / "home")
+    os.mkdir(env["HOME"])
+    run(["bash", "-c", command], copy, env, timeout=900)
+    for geometry in ("straight", "bifurcation", "stenosis"):
+        assert (copy / "results" / "localhost" / geometry / "summary.json").is_file()
+    assert (tmp_path / "home" / "hpcdo-localhost").is_dir()

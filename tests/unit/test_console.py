@@ -5,6 +5,7 @@ environment: tests/e2e/test_wheel_init.py.)
 """
 
 import os
+import re
 import subprocess
 import sys
 
@@ -152,3 +153,33 @@ def test_the_wheel_ships_the_scaffold():
     depth = max(rel.count("/") for rel in console.scaffold_files())
     for level in range(depth + 1):
         assert '"scaffold/%s*.j2"' % ("*/" * level) in text
+
+
+def readme_first_screen():
+    text = open(os.path.join(ROOT, "README.md")).read()
+    first = text.split("\n---\n", 1)[0]
+    return text, re.findall(r"```sh\n(.*?)```", first, re.S)
+
+
+def test_readme_first_screen_shows_exactly_two_set_up_commands():
+    _text, blocks = readme_first_screen()
+    assert len(blocks) == 2, blocks
+    demo, suite = (b.strip() for b in blocks)
+    assert "\n" not in demo and suite == "tests/run"
+    # Debian's and Ubuntu's Python refuse pip install outside a virtual environment (PEP 668)
+    assert demo.startswith("python3 -m venv .venv && .venv/bin/pip install ")
+    assert demo.endswith(".venv/bin/doit fetch_results")
+    assert "python3 -m pip" not in demo
+
+
+def test_ci_runs_the_readmes_test_command():
+    _text, blocks = readme_first_screen()
+    ci = open(os.path.join(ROOT, ".ci", "run")).read()
+    assert re.search(r"^exec %s$" % re.escape(blocks[1].strip()), ci, re.M)
+
+
+def test_readme_starts_a_project_with_hpcdo_init_and_links_the_docs():
+    text, _blocks = readme_first_screen()
+    assert "## Start your own project: `hpcdo init`" in text
+    for doc in ("docs/progress.md", "docs/ci.md", "docs/reports.md"):
+        assert "](%s)" % doc in text
