@@ -174,7 +174,7 @@ class Loader(DodoTaskLoader):
                 _fail(str(exc))
 
         task_hpcdo.__doc__ = "hpcdo tasks"
-        if report.LISTENERS and getattr(cmd, "reporters", None):
+        if getattr(cmd, "reporters", None):
             self._tell_listeners(cmd.reporters)
         own = self.namespace
         self.namespace = dict(own, task_hpcdo=task_hpcdo)
@@ -202,12 +202,13 @@ class Loader(DodoTaskLoader):
         return task
 
     def _tell_listeners(self, reporters):
-        """``--report``/``--junit`` with a reporter the user chose: it is told each event too."""
+        """``--report``/``--junit`` with a reporter the user chose: it is told each event too.
+        A reporter doit does not know is one line (doit would stop with a traceback)."""
         chosen = self.opt_values.get("reporter")
         cls = reporters.get(chosen) if isinstance(chosen, str) else chosen
         if cls is None:
             _fail("unknown reporter %r; doit knows: %s" % (chosen, ", ".join(sorted(reporters))))
-        if isinstance(cls, type) and not issubclass(cls, report.Reporter):
+        if report.LISTENERS and isinstance(cls, type) and not issubclass(cls, report.Reporter):
             # set as doit's own default is set: the command line still shows what was chosen
             dict.__setitem__(self.opt_values, "reporter", telling(cls))
 

@@ -116,3 +116,11 @@ def test_help_on_a_task_names_its_runs_and_options(tmp_path):
     assert "RUN: one or more of the runs: long, short" in retry.stdout
     status = doit(root, "help", "status")
     assert "--json" in status.stdout
+
+
+def test_an_unknown_reporter_in_pyproject_is_one_line(tmp_path):
+    root = project(tmp_path, doit_config='reporter = "nosuch"')
+    proc = doit(root, "jobscript", "short")
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("hpcdo: error: unknown reporter 'nosuch'; doit knows: console, ")
+    assert "Traceback" not in proc.stderr
