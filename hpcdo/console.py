@@ -86,8 +86,11 @@ def init(directory):
     except Exception as exc:   # a broken template of hpcdo's own: said, and nothing written
         raise HpcdoError("the project template could not be filled in (%s); nothing was written" % exc)
     parent = os.path.dirname(target)
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".hpcdo-init-", dir=parent)
+    try:
+        os.makedirs(parent, exist_ok=True)
+        staging = tempfile.mkdtemp(prefix=".hpcdo-init-", dir=parent)
+    except OSError as exc:
+        raise HpcdoError("cannot write in %s: %s; nothing was written" % (parent, exc.strerror or exc))
     moved, made = [], []
     try:
         for rel, text in texts.items():

@@ -183,3 +183,11 @@ def test_readme_starts_a_project_with_hpcdo_init_and_links_the_docs():
     assert "## Start your own project: `hpcdo init`" in text
     for doc in ("docs/progress.md", "docs/ci.md", "docs/reports.md"):
         assert "](%s)" % doc in text
+
+
+def test_init_where_nothing_can_be_written_is_one_line(tmp_path):
+    (tmp_path / "f").write_text("")
+    proc = hpcdo("init", str(tmp_path / "f" / "proj"))
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("hpcdo: error: cannot write in %s: " % (tmp_path / "f"))
+    assert proc.stderr.endswith("; nothing was written\n") and "Traceback" not in proc.stderr
