@@ -240,6 +240,10 @@ def test_ctrl_c_during_a_transfer_is_one_line(slurm_project):
     project.doit("wait")
     screen = in_terminal(project, "fetch_results", interrupt=_typed_after(rb"\.  fetch_results:big", 0.3))
     _interrupted(screen, "transfer")
+    assert not re.search(r"fetch big: [\d.]+ MB in", screen.text), screen.text    # cut short: no speed
+    # a whole fetch, in a log: its size, time and speed in one line
+    out = project.doit("fetch_results")
+    assert re.search(r"(?m)^   fetch big: 400\.\d MB in [\d.]+ s \([\d.]+ [MG]B/s\)$", out.out), out
 
 
 def test_ctrl_c_during_the_login_handshake_is_one_line(slurm_project):
