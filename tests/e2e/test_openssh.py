@@ -110,10 +110,12 @@ def test_unknown_jump_host_is_refused(project, cluster):
 def test_values_that_would_reach_a_shell_are_refused(project):
     """OpenSSH puts jump hosts into a shell command line (its ProxyCommand): refused, in one line."""
     project.machine = "testslurm-openssh"
-    out = project.doit("fetch_results", "proxy_jump=a;touch${IFS}/tmp/x", ok=False)
+    # a canary of this test's own: a fixed /tmp/x may be anybody's
+    canary = os.path.join(project.path, "pwned")
+    out = project.doit("fetch_results", "proxy_jump=a;touch${IFS}" + canary, ok=False)
     assert "proxy_jump" in out.out and "Traceback" not in out.out, out
     assert len([line for line in out.out.splitlines() if line.strip()]) <= 3, out
-    assert not os.path.exists("/tmp/x")
+    assert not os.path.exists(canary)
 
 
 def test_no_host_key_prompt_or_secret_on_the_command_line(project):

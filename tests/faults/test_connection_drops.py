@@ -91,6 +91,7 @@ def test_source_sync_cut_midway_is_sent_again(slurm_project, relay, via):
         relay.arm("up", after)
         out = project.doit("compile", *args, ok=False)
         assert len(relay.cuts) == n + 1, "the relay did not cut the upload"
+        assert out.rc != 0, (relay.cuts, [(c.count, c.closed) for c in relay.conns], out)
         lost_connection(out)
         assert "clone" in out.ran and "configure" not in out.ran and "compile" not in out.ran, out
         assert project.remote("cat lbflow/src/.hpcdo-stamp 2>/dev/null").strip() == ""
