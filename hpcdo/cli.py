@@ -155,13 +155,14 @@ class Loader(DodoTaskLoader):
         if self.broken is not None and not (cmd.execute_tasks and first in MACHINE_ONLY):
             _fail(self.broken)
         if cmd.execute_tasks and first not in OFFLINE:
+            # first: Ctrl-C while waiting for another doit's lock is one line too
+            _interrupt_in_one_line(project)
             if first not in NEVER_WAIT:
                 _one_at_a_time(self.state_dir, project.machine.name)
             if first not in NO_PROBE:
                 # the connection's handshake and the probe overlap with doit
                 # ordering its tasks; the first check waits for the answer
                 project.session.start_probe()
-            _interrupt_in_one_line(project)
 
         def task_hpcdo():
             try:

@@ -39,6 +39,13 @@ def _told(name):
     return method
 
 
+#: tasks whose output is the answer itself (``status --json`` piped to a script): no title line
+ANSWERS = frozenset({"status", "jobscript"})
+
+#: up to this many runs, the summary has a line for each; past it, for those the call acted on
+SUMMARY_ALL = 20
+
+
 class _Console(ConsoleReporter):
     #: the progress display (:mod:`hpcdo.progress`): a live area on a terminal, lines in a log
     display = None
@@ -54,8 +61,20 @@ class _Console(ConsoleReporter):
         else:
             self.outstream.write(text)
 
+    #: every task name this call reported (executed, up to date or failed), for the summary,
+    #: and those it found up to date
+    seen_names = ()
+    up_to_date = frozenset()
+
+    def _saw(self, task):
+        if not isinstance(self.seen_names, list):
+            self.seen_names = []
+        self.seen_names.append(task.name)
+
     def execute_task(self, task):
-        super().execute_task(task)
+        self._saw(task)
+        if task.name not in ANSWERS:
+            super().execute_task(task)
         if self.display is not None and task.actions:
             self.display.began(task.name)
 
@@ -64,11 +83,16 @@ class _Console(ConsoleReporter):
             self.display.ended(task.name, True)
 
     def skip_uptodate(self, task):
+        self._saw(task)
+        if not isinstance(self.up_to_date, set):
+            self.up_to_date = set()
+        self.up_to_date.add(task.name)
         super().skip_uptodate(task)
         if self.display is not None:
             self.display.ended(task.name, True)
 
     def add_failure(self, task, fail):
+        self._saw(task)
         if self.display is not None:
             self.display.ended(task.name, False)
         if isinstance(fail, UnmetDependency):
@@ -78,8 +102,19 @@ class _Console(ConsoleReporter):
 
     def summary(self):
         """The end-of-call summary, printed after the failures: per run its state, wall time and
-        results path (``hpcdo.outcomes.summary_text``, issue 14, plugs in here); "" until then."""
-        return ""
+        results path, for the runs whose steps this call reported (``hpcdo.outcomes.summary_text``)."""
+        from . import outcomes          # only at the end: a no-op's start pays nothing for it
+        runs = outcomes.runs_in(self.seen_names)
+        if len(runs) <= SUMMARY_ALL:
+            return outcomes.summary_text(None, self.seen_names)
+        # many runs: a line for each run this call acted on or saw fail, totals for the rest
+        acted = [name for name in self.seen_names if name not in self.up_to_date]
+        if outcomes.runs_in(acted):
+            return outcomes.summary_text(None, acted) + "\n(%d more runs up to date)" % (
+                len(runs) - len(outcomes.runs_in(acted)))
+        project = outcomes.call_project()
+        where = " on %s" % project.machine.name if project is not None else ""
+        return "%d runs%s: all fetched before, nothing to do" % (len(runs), where)
 
     def complete_run(self):
         if self.display is not None:

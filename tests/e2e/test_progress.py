@@ -222,8 +222,6 @@ def test_ctrl_c_during_compile_and_wait_is_one_line(project, parallel):
     assert "keep" in line and "running on testslurm" in line, line
 
 
-@pytest.mark.xfail(strict=True, reason="hpcdo/cli.py (not this test's owner) installs the one-line hook in "
-                   "load_tasks after _one_at_a_time; calling _interrupt_in_one_line before it mends this")
 def test_ctrl_c_while_waiting_for_another_doit_is_one_line(project):
     import fcntl
     os.makedirs(os.path.join(project.path, ".hpcdo"), exist_ok=True)

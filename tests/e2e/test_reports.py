@@ -38,9 +38,9 @@ def epoch(iso):
 
 
 def json_out(out):
-    """The JSON document a call printed (after doit's title line for the task)."""
-    text = out.out
-    return json.loads(text[text.index("\n{") + 1 if not text.startswith("{") else 0:])
+    """The JSON document a call printed: its output starts with it (a script pipes it to json.load)."""
+    document, _end = json.JSONDecoder().raw_decode(out.out)
+    return document
 
 
 def remote_ids(project):
