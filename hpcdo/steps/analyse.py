@@ -31,6 +31,11 @@ def tasks(project, fetch_task):
                                   % (analysis.name, names[analysis.name], target.recipe.name))
             names[analysis.name] = target.recipe.name
             for out in analysis.outputs:
+                owner = next((t.recipe.name for t in project.targets if out in t.recipe.runs), None)
+                if owner is not None:
+                    raise ConfigError("analysis %s: output %s is also the name of run %s of recipe %s, whose "
+                                      "results are results/%s/%s/; name one of them otherwise"
+                                      % (analysis.name, out, out, owner, machine, out))
                 if out in outputs:
                     raise ConfigError("analyses %s and %s both write results/%s/%s"
                                       % (outputs[out], analysis.name, machine, out))

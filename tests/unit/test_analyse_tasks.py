@@ -1,0 +1,77 @@
+"""Analysis tasks: their dependencies, and the clashes refused before anything runs."""
+
+import types
+
+import pytest
+
+from hpcdo import ConfigError
+from hpcdo.recipe import LocalTree, Recipe
+from hpcdo.steps import analyse
+
+
+class _Target:
+    def __init__(self, recipe):
+        self.recipe = recipe
+
+    def results_dir(self, run):
+        return "/p/results/m/" + run.name
+
+
+def project(*recipes):
+    return types.SimpleNamespace(machine=types.SimpleNamespace(name="m"), dir="/p",
+                                 targets=[_Target(r) for r in recipes])
+
+
+def recipe(name="r"):
+    rec = Recipe(name=name, source=LocalTree("src"), executable="x")
+    rec.run("a")
+    rec.run("b")
+    return rec
+
+
+def test_an_analysis_depends_on_its_runs_fetches_and_provenance():
+    rec = recipe()
+    rec.analysis("t", outputs=["t.txt"], runs=["b"])(lambda results, out: None)
+    (task,) = analyse.tasks(project(rec), lambda run: "fetch_results:" + run)
+    assert task["task_dep"] == ["fetch_results:b"]
+    assert task["file_dep"] == ["/p/results/m/b/hpcdo-provenance.json"]
+    assert task["targets"] == ["/p/results/m/t.txt"]
+
+
+@pytest.mark.parametrize("build, message", [
+    (lambda r, s: r.analysis("t", outputs=["a"])(len), "output a is also the name of run a"),
+    (lambda r, s: (r.analysis("t", outputs=["x"])(len), s.analysis("u", outputs=["x"])(len)),
+     "analyses t and u both write results/m/x"),
+    (lambda r, s: (r.analysis("t", outputs=["x"])(len), s.analysis("t", outputs=["y"])(len)),
+     "analysis t is defined by recipes r and s"),
+    (lambda r, s: r.analysis("t", outputs=["x"], runs=["zz"])(len), "unknown run zz"),
+])
+def test_clashes_are_one_error(build, message):
+    one, two = recipe("r"), recipe("s")
+    build(one, two)
+    with pytest.raises(ConfigError, match=message):
+        list(analyse.tasks(project(one, two), lambda run: "fetch_results:" + run))
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"outputs": []}, r"name the files it writes"),
+    ({"outputs": ["../x"]}, r"output '\.\./x' must be a plain file name"),
+    ({"outputs": [".hidden"]}, r"must be a plain file name"),
+    ({"outputs": ["x"], "runs": "a"}, r"runs must be a list of run names"),
+])
+def test_bad_declarations_are_one_error(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        recipe().analysis("t", **kwargs)(len)
+
+
+def test_a_function_it_calls_counts_in_its_code_digest():
+    from hpcdo.analysis import Analysis
+    ns = {}
+    exec("def helper(): return 1\ndef f(results, out): return helper()\n", ns)
+    for fn in ns.values():
+        if callable(fn):
+            fn.__module__ = "m"
+    first = Analysis(recipe(), "t", ns["f"], None, ["x"]).code_digest()
+    exec("def helper(): return 2\n", ns)
+    ns["helper"].__module__ = "m"
+    assert Analysis(recipe(), "t", ns["f"], None, ["x"]).code_digest() != first
