@@ -221,3 +221,14 @@ def test_temporary_allow_lists_hold_only_what_is_still_too_big(allow_list, overs
     stale = sorted(globals()[allow_list] - set(oversized()))
     assert not stale, "%s in tests/unit/test_layout_rules.py: remove %s (split, or gone)" % (
         allow_list, ", ".join(stale))
+
+
+def test_test_files_have_unique_basenames():
+    """pytest imports test files by basename (no __init__.py): two of one name stop the whole
+    suite at collection."""
+    import collections
+    tests = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+    names = collections.Counter()
+    for dirpath, _dirs, files in os.walk(tests):
+        names.update(f for f in files if f.startswith("test_") and f.endswith(".py"))
+    assert [n for n, count in names.items() if count > 1] == []
