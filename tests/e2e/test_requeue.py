@@ -8,6 +8,7 @@ reports pending or running is active whatever the marker says, and the
 jobscript clears the earlier attempt's marker when it starts again.
 """
 
+import re
 import time
 
 import anyproject
@@ -54,7 +55,7 @@ def test_a_wedged_squeue_is_no_answer_within_scheduler_timeout(slurm_project):
         started = time.monotonic()
         status = project.doit("status", setup, "scheduler_timeout=4", timeout=120)
         assert time.monotonic() - started < 30, "status waited on the wedged squeue"
-        assert "run w" in status.out and "%s unknown" % job in status.out, status
+        assert re.search(r"(?m)^run w +%s +unknown " % job, status.out), status
         started = time.monotonic()
         out = project.doit("fetch_results", setup, "scheduler_timeout=4", ok=False, timeout=180)
         assert time.monotonic() - started < 60, "wait hung on the wedged squeue"

@@ -24,7 +24,7 @@ def status_of(project, run, *args):
     out = project.doit("status", *args)
     m = re.search(r"^run %s\s+(.*)$" % run, out.out, re.M)
     assert m, out
-    return m.group(1)
+    return " ".join(m.group(1).split())        # the table's columns, one space apart
 
 
 def job_id(project, run):
