@@ -40,7 +40,7 @@ def status_of(project, run):
     out = project.doit("status")
     m = re.search(r"^run %s\s+(.*)$" % run, out.out, re.M)
     assert m, out
-    return m.group(1)
+    return " ".join(m.group(1).split())        # the table's columns, one space apart
 
 
 @pytest.fixture
