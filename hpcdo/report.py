@@ -61,14 +61,14 @@ class _Console(ConsoleReporter):
         else:
             self.outstream.write(text)
 
-    #: every task name this call reported (executed, up to date or failed), for the summary,
-    #: and those it found up to date
-    seen_names = ()
-    up_to_date = frozenset()
+    def __init__(self, outstream, options):
+        super().__init__(outstream, options)
+        #: every task name this call reported (executed, up to date or failed), for the
+        #: summary, and those it found up to date
+        self.seen_names = []
+        self.up_to_date = set()
 
     def _saw(self, task):
-        if not isinstance(self.seen_names, list):
-            self.seen_names = []
         self.seen_names.append(task.name)
 
     def execute_task(self, task):
@@ -84,8 +84,6 @@ class _Console(ConsoleReporter):
 
     def skip_uptodate(self, task):
         self._saw(task)
-        if not isinstance(self.up_to_date, set):
-            self.up_to_date = set()
         self.up_to_date.add(task.name)
         super().skip_uptodate(task)
         if self.display is not None:
@@ -109,9 +107,10 @@ class _Console(ConsoleReporter):
             return outcomes.summary_text(None, self.seen_names)
         # many runs: a line for each run this call acted on or saw fail, totals for the rest
         acted = [name for name in self.seen_names if name not in self.up_to_date]
-        if outcomes.runs_in(acted):
+        acted_runs = outcomes.runs_in(acted)
+        if acted_runs:
             return outcomes.summary_text(None, acted) + "\n(%d more runs up to date)" % (
-                len(runs) - len(outcomes.runs_in(acted)))
+                len(runs) - len(acted_runs))
         project = outcomes.call_project()
         where = " on %s" % project.machine.name if project is not None else ""
         return "%d runs%s: all fetched before, nothing to do" % (len(runs), where)
