@@ -9,6 +9,7 @@
 #include "lattice.h"
 #include "lbflow.h"
 #include "output.h"
+#include "steer.h"
 
 #include <errno.h>
 #include <math.h>
@@ -29,6 +30,8 @@
 #define MAX_STEPS 1000000000L
 #define STABILITY_CHECK_EVERY 500L
 #define UNSTABLE_VELOCITY 0.5 /* lattice units; the sound speed is 0.577 */
+#define DEFAULT_STEER_EVERY 100L
+#define MAX_PORT 65535L
 
 typedef struct {
     const char *geometry;
@@ -36,12 +39,15 @@ typedef struct {
     double tau;
     double force;
     long output_every;
+    long steer_port; /* -1: no steering socket */
+    long steer_every;
 } options_t;
 
 static void usage(FILE *fp)
 {
     fprintf(fp,
             "usage: lbflow --geometry FILE [--steps N] [--tau T] [--force F] [--output-every N]\n"
+            "              [--steer-port P [--steer-every N]]\n"
             "\n"
             "2-D D2Q9 lattice Boltzmann (BGK) solver for flow through a vessel.\n"
             "\n"
@@ -52,13 +58,16 @@ static void usage(FILE *fp)
             "                      kinematic viscosity = (T - 0.5) / 3\n"
             "  --force F           body force density along +x (default %g)\n"
             "  --output-every N    progress line every N steps, 0 = none (default %ld)\n"
+            "  --steer-port P      listen for steering commands on TCP port P (0 = any free\n"
+            "                      port) and publish host and port in steer.json\n"
+            "  --steer-every N     look for steering commands every N steps (default %ld)\n"
             "  --help              show this help and exit\n"
             "  --version           show version and precision and exit\n"
             "\n"
             "Writes velocity.csv and summary.json to the current directory.\n"
             "Exit codes: 0 success, 1 runtime error, 2 bad arguments or geometry,\n"
             "3 simulation unstable.\n",
-            DEFAULT_STEPS, DEFAULT_TAU, DEFAULT_FORCE, DEFAULT_OUTPUT_EVERY);
+            DEFAULT_STEPS, DEFAULT_TAU, DEFAULT_FORCE, DEFAULT_OUTPUT_EVERY, DEFAULT_STEER_EVERY);
 }
 
 static void die(int code, const char *fmt, ...)
@@ -106,6 +115,8 @@ static void parse_args(int argc, char **argv, options_t *o)
     o->tau = DEFAULT_TAU;
     o->force = DEFAULT_FORCE;
     o->output_every = DEFAULT_OUTPUT_EVERY;
+    o->steer_port = -1;
+    o->steer_every = DEFAULT_STEER_EVERY;
 
     for (i = 1; i < argc; i++) {
         const char *arg = argv[i];
@@ -146,7 +157,8 @@ static void parse_args(int argc, char **argv, options_t *o)
         }
 
         if (strcmp(name, "--geometry") != 0 && strcmp(name, "--steps") != 0 && strcmp(name, "--tau") != 0 &&
-            strcmp(name, "--force") != 0 && strcmp(name, "--output-every") != 0)
+            strcmp(name, "--force") != 0 && strcmp(name, "--output-every") != 0 &&
+            strcmp(name, "--steer-port") != 0 && strcmp(name, "--steer-every") != 0)
             die(LBFLOW_EXIT_USAGE, "unknown option '%s' (see --help)", name);
         if (!val) {
             if (i + 1 >= argc)
@@ -166,12 +178,32 @@ static void parse_args(int argc, char **argv, options_t *o)
                 die(LBFLOW_EXIT_USAGE, "--tau: must be greater than 0.5 (got %s)", val);
         } else if (strcmp(name, "--force") == 0) {
             o->force = parse_double(name, val);
+        } else if (strcmp(name, "--steer-port") == 0) {
+            o->steer_port = parse_long(name, val, 0, MAX_PORT);
+        } else if (strcmp(name, "--steer-every") == 0) {
+            o->steer_every = parse_long(name, val, 1, MAX_STEPS);
         } else {
             o->output_every = parse_long(name, val, 0, MAX_STEPS);
         }
     }
     if (!o->geometry)
         die(LBFLOW_EXIT_USAGE, "missing required option --geometry FILE (see --help)");
+}
+
+/* What a steering client's "status" reads: the flow rate through the middle column now. */
+typedef struct {
+    lattice_t *lat;
+    const geometry_t *geom;
+    double *rho, *ux, *uy;
+} flow_ctx_t;
+
+static double flow_now(void *ctx)
+{
+    flow_ctx_t *c = ctx;
+    diagnostics_t d;
+    lattice_macroscopic(c->lat, c->rho, c->ux, c->uy);
+    diagnostics_compute(c->geom, c->rho, c->ux, c->uy, &d);
+    return d.flow_rate_mid;
 }
 
 static double now_seconds(void)
@@ -196,8 +228,11 @@ int main(int argc, char **argv)
     char err[512];
     double *rho, *ux, *uy, *ux_prev, *uy_prev;
     double t0, t1;
-    long step, n, nactive;
-    int have_prev = 0;
+    long step, n, nactive, steps_done;
+    int have_prev = 0, stop = 0;
+    steer_t *steer = NULL;
+    flow_ctx_t flow_ctx;
+    double force;
 
     parse_args(argc, argv, &opt);
 
@@ -233,10 +268,24 @@ int main(int argc, char **argv)
            "threads %d\n",
            LBFLOW_VERSION, geom.name, geom.nx, geom.ny, nactive, sum.boundary, opt.steps, opt.tau, opt.force,
            LBFLOW_PRECISION_NAME, sum.openmp_threads > 0 ? sum.openmp_threads : 1);
+    if (opt.steer_port >= 0) {
+        steer = steer_open((int)opt.steer_port, err, sizeof(err));
+        if (!steer)
+            die(LBFLOW_EXIT_RUNTIME, "%s", err);
+        sum.steer = steer;
+        printf("lbflow: steering on %s:%d (%s), polled every %ld steps\n", steer_host(steer), steer_port(steer),
+               STEER_FILE, opt.steer_every);
+    }
     fflush(stdout);
+    force = opt.force;
+    flow_ctx.lat = &lat;
+    flow_ctx.geom = &geom;
+    flow_ctx.rho = rho;
+    flow_ctx.ux = ux;
+    flow_ctx.uy = uy;
 
     t0 = now_seconds();
-    for (step = 1; step <= opt.steps; step++) {
+    for (step = 1; step <= opt.steps && !stop; step++) {
         const int progress = opt.output_every > 0 && step % opt.output_every == 0;
         lattice_step(&lat);
         if (progress || step % STABILITY_CHECK_EVERY == 0) {
@@ -262,7 +311,10 @@ int main(int argc, char **argv)
                 have_prev = 1;
             }
         }
+        if (steer && step % opt.steer_every == 0 && steer_poll(steer, step, &force, &stop, flow_now, &flow_ctx))
+            lat.force = (real_t)force;
     }
+    steps_done = step - 1;
     t1 = now_seconds();
 
     lattice_macroscopic(&lat, rho, ux, uy);
@@ -270,12 +322,13 @@ int main(int argc, char **argv)
     if (!(sum.diag.max_velocity < UNSTABLE_VELOCITY))
         die(LBFLOW_EXIT_UNSTABLE, "simulation unstable (max |u| = %g); reduce --force or increase --tau",
             sum.diag.max_velocity);
-    if (have_prev && opt.steps % opt.output_every != 0) {
+    if (have_prev && steps_done % opt.output_every != 0) {
         sum.residual = diagnostics_residual(&geom, ux, uy, ux_prev, uy_prev);
         sum.has_residual = 1;
     }
     sum.wall_time_s = t1 - t0;
-    sum.mlups = sum.wall_time_s > 0.0 ? (double)nactive * (double)opt.steps / sum.wall_time_s / 1e6 : 0.0;
+    sum.steps = steps_done;
+    sum.mlups = sum.wall_time_s > 0.0 ? (double)nactive * (double)steps_done / sum.wall_time_s / 1e6 : 0.0;
 
     if (output_write_velocity(OUTPUT_VELOCITY_FILE, &geom, rho, ux, uy) != 0)
         die(LBFLOW_EXIT_RUNTIME, "cannot write %s: %s", OUTPUT_VELOCITY_FILE, strerror(errno));
@@ -284,9 +337,10 @@ int main(int argc, char **argv)
 
     printf("lbflow: done: geometry %s, %ld steps, precision %s, max_velocity %.6e, flow_rate_mid %.6e, "
            "total_mass %.9e, wall time %.3f s (%.1f MLUPS)\n",
-           geom.name, opt.steps, LBFLOW_PRECISION_NAME, sum.diag.max_velocity, sum.diag.flow_rate_mid,
+           geom.name, steps_done, LBFLOW_PRECISION_NAME, sum.diag.max_velocity, sum.diag.flow_rate_mid,
            sum.diag.total_mass, sum.wall_time_s, sum.mlups);
 
+    steer_close(steer);
     free(rho);
     free(ux);
     free(uy);

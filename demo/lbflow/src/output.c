@@ -114,8 +114,12 @@ int output_write_summary(const char *path, const run_summary_t *s)
     else
         fputs("null", fp);
     fprintf(fp, ",\n  \"wall_time_s\": %.6f,\n", s->wall_time_s);
-    fprintf(fp, "  \"mlups\": %.3f\n", s->mlups);
-    fprintf(fp, "}\n");
+    fprintf(fp, "  \"mlups\": %.3f", s->mlups);
+    if (s->steer) {
+        fprintf(fp, ",\n  \"steering\": ");
+        steer_write_json(fp, s->steer, s->force);
+    }
+    fprintf(fp, "\n}\n");
     if (ferror(fp)) {
         fclose(fp);
         return -1;

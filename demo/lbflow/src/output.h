@@ -4,6 +4,7 @@
 
 #include "diagnostics.h"
 #include "geometry.h"
+#include "steer.h"
 
 #define OUTPUT_VELOCITY_FILE "velocity.csv"
 #define OUTPUT_SUMMARY_FILE "summary.json"
@@ -21,6 +22,7 @@ typedef struct {
     double wall_time_s;
     double mlups;
     diagnostics_t diag;
+    const steer_t *steer; /* NULL without --steer-port: no "steering" key */
 } run_summary_t;
 
 /* Write "x,y,ux,uy,rho" rows for all non-wall cells.  Returns 0 or -1. */
