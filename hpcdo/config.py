@@ -21,7 +21,7 @@ import os
 
 import yaml
 
-from . import ConfigError
+from . import ConfigError, aliases
 from .layer import MACHINE_NAME, Layer, load_yaml, text_line, yaml_files
 from .schema import CHOICES, ENV_NAME, MEMORY_RE, NEEDED, ROOT_REFUSED, SCHEMA, check_layer, nearest
 
@@ -124,8 +124,15 @@ class Catalogue:
                     self._add_fabsim(layer)
                     continue
                 self._add(name, layer)
+        # other names of machines (aliases.py has the rules): resolved before any did-you-mean
+        self.aliases, self.alias_notes = aliases.resolve(self.entries, _shipped)
+
+    def canonical(self, name):
+        """The machine's own name for ``name``, which may be an alias; any other name as it is."""
+        return name if name in self.entries else self.aliases.get(name, name)
 
     def _add(self, name, layer):
+        aliases.check(layer, name)
         if name == "default":
             self.defaults.append(layer)
             return
@@ -188,25 +195,33 @@ class Catalogue:
             for one in list(layers) + own:
                 self._add(name, one)
 
-    def names(self):
-        return sorted(self.entries)
+    def names(self, with_aliases=False):
+        """The machines' own names, sorted; ``with_aliases``: each followed by ``(also a, b)``."""
+        if not with_aliases:
+            return sorted(self.entries)
+        return [name + (" (also %s)" % ", ".join(aliases.of(self.aliases, name))
+                        if aliases.of(self.aliases, name) else "") for name in sorted(self.entries)]
 
     def warnings(self, name):
         """One line each, about machine ``name`` only: where its jobs differ from what its FabSim3
         description would submit, and that it replaced hpcdo's machine of the same name."""
+        name = self.canonical(name)
         lines = [self.replaced[name]] if name in self.replaced else []
         found = self.imported.get(name)
         return lines + (found.warnings_for(name) if found else [])
 
     def notes(self, name):
         """One line each: what imported FabSim3 files say about machine ``name`` that changes no job."""
+        name = self.canonical(name)
         lines = [self.replaced[name]] if name in self.replaced else []
         lines += [self.kept[name]] if name in self.kept else []
+        lines += self.alias_notes.get(name, [])
         found = self.imported.get(name)
         return lines + (found.notes_for(name) if found else [])
 
     def machine(self, name, overrides=None):
-        """Merge and validate machine ``name``; ``overrides`` is a command-line Layer."""
+        """Merge and validate machine ``name`` (or an alias of it); ``overrides`` is a command-line Layer."""
+        name = self.canonical(name)
         for found in self.fabsim:
             # a FabSim3 machine left out says why, even where hpcdo ships one of that name;
             # FabSim3's localhost is never imported, so its mistakes are not hpcdo's localhost's
@@ -214,7 +229,8 @@ class Catalogue:
                 found.require(name)
         if name not in self.entries:
             raise ConfigError("unknown machine '%s'%s; known machines: %s"
-                              % (name, nearest(name, self.entries), ", ".join(self.names())))
+                              % (name, nearest(name, list(self.entries) + list(self.aliases)),
+                                 ", ".join(self.names(with_aliases=True))))
         settings, origins = {}, {}
         for layer in self.defaults:
             check_layer(layer, "default")
@@ -223,9 +239,13 @@ class Catalogue:
             check_layer(layer, "machine '%s'" % name if layer.values is not None else name)
             _apply(settings, origins, layer)
         if overrides is not None and overrides.values:
+            if aliases.KEY in overrides.values:
+                raise ConfigError("%s: key '%s' names a machine in its machine file, not for one call"
+                                  % (COMMAND_LINE, aliases.KEY))
             check_layer(overrides, "machine '%s'" % name)
             _apply(settings, origins, overrides)
         settings.pop("extends", None)
+        settings[aliases.KEY] = aliases.of(self.aliases, name)
         for key in NEEDED:
             if settings.get(key) in (None, ""):
                 raise ConfigError("machine '%s': required key '%s' is not set" % (name, key))
@@ -251,7 +271,7 @@ class Catalogue:
         parent, where = None, None
         for layer in layers:
             if layer.values.get("extends"):
-                parent, where = layer.values["extends"], layer.at("extends")
+                parent, where = self.canonical(layer.values["extends"]), layer.at("extends")
         if parent and parent not in self.entries:
             raise ConfigError("%s: machine '%s': key 'extends' names unknown machine '%s'%s"
                               % (where, name, parent, nearest(parent, self.entries)))

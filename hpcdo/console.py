@@ -142,7 +142,9 @@ def _take_back(target, moved, made):
 
 
 def machines(project_dir):
-    """Lines: each machine the project sees, its scheduler and where it is defined."""
+    """Lines: each machine the project sees, its other names, its scheduler and where it is defined;
+    then a note for each alias of hpcdo's that gave way to a project's name."""
+    from .aliases import of
     from .config import BUILTIN, CATALOGUE_DIR, Catalogue
     catalogue = Catalogue(project_dir)
     rows = []
@@ -150,7 +152,7 @@ def machines(project_dir):
         try:
             machine = catalogue.machine(name)
         except HpcdoError as exc:
-            rows.append((name, "?", "error: %s" % exc))
+            rows.append((name, ", ".join(of(catalogue.aliases, name)) or "-", "?", "error: %s" % exc))
             continue
         layers = catalogue.entries[name]
         where = []
@@ -164,11 +166,11 @@ def machines(project_dir):
                 label = os.path.relpath(path, project_dir)
             if label not in where:
                 where.append(label)
-        rows.append((name, machine.scheduler, ", ".join(where)))
-    width = max(len(r[0]) for r in rows + [("machine",)])
-    sched = max(len(str(r[1])) for r in rows + [("", "scheduler")])
-    lines = ["%-*s  %-*s  %s" % (width, "machine", sched, "scheduler", "defined in")]
-    lines += ["%-*s  %-*s  %s" % (width, n, sched, s, w) for n, s, w in rows]
+        rows.append((name, ", ".join(machine.aliases) or "-", machine.scheduler, ", ".join(where)))
+    head = ("machine", "aliases", "scheduler", "defined in")
+    widths = [max(len(str(r[i])) for r in rows + [head]) for i in range(3)]
+    lines = ["  ".join("%-*s" % (w, c) for w, c in zip(widths, r[:3])) + "  " + r[3] for r in [head] + rows]
+    lines += ["note: %s" % note for _name, notes in sorted(catalogue.alias_notes.items()) for note in notes]
     return lines
 
 

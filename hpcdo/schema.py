@@ -60,6 +60,8 @@ TRANSPORTS = ("paramiko", "openssh")
 SCHEMA = {
     "description": (_str_or_none, "a string", "one line about the machine"),
     "extends": (_str_or_none, "a machine name", "start from this machine's settings"),
+    "aliases": (lambda v: v is None or _str_list(v), "a list of machine names",
+                "other names of the machine: doit machine=ALIAS is this machine (results/<machine>/)"),
     "host": (lambda v: v is None or name_ok(v),
              "a host name or null (no blanks or shell characters, not starting with '-')",
              "SSH host; null runs on this computer"),

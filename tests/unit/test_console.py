@@ -131,12 +131,12 @@ def test_machines_lists_catalogue_project_and_user_machines(tmp_path):
     (tmp_path / "machines" / "machines_user.yml").write_text("archer2:\n  user: jb\n  account: e1\n")
     proc = hpcdo("machines", cwd=str(tmp_path))
     assert proc.returncode == 0, proc.stderr
-    rows = {line.split()[0]: line.split(None, 2)[1:] for line in proc.stdout.splitlines()[1:]}
-    assert rows["localhost"] == ["local", "built in"]
-    assert rows["myriad"] == ["sge", "catalogue (hpcdo/catalogue/myriad.yml)"]
-    assert rows["mycluster"] == ["pbs", "machines/site.yml"]
-    assert rows["archer2"] == ["slurm", "catalogue (hpcdo/catalogue/archer2.yml), machines/machines_user.yml"]
-    assert proc.stdout.splitlines()[0].split() == ["machine", "scheduler", "defined", "in"]
+    rows = {line.split()[0]: line.split(None, 3)[1:] for line in proc.stdout.splitlines()[1:]}
+    assert rows["localhost"] == ["-", "local", "built in"]
+    assert rows["myriad"] == ["-", "sge", "catalogue (hpcdo/catalogue/myriad.yml)"]
+    assert rows["mycluster"] == ["-", "pbs", "machines/site.yml"]
+    assert rows["archer2"] == ["-", "slurm", "catalogue (hpcdo/catalogue/archer2.yml), machines/machines_user.yml"]
+    assert proc.stdout.splitlines()[0].split() == ["machine", "aliases", "scheduler", "defined", "in"]
 
 
 def test_machines_with_a_broken_machine_file_is_one_line(tmp_path):
