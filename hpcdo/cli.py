@@ -37,7 +37,7 @@ from .remote import trace
 
 #: tasks that only look at the machine or stop jobs on it: they never wait
 #: behind another doit working on the same machine (that is when users want them)
-NEVER_WAIT = {"status", "cancel", "check"}
+NEVER_WAIT = {"status", "cancel", "check", "steer", "tail"}
 
 #: tasks that need nothing from the machine: no connection is opened for them
 OFFLINE = {"jobscript"}
