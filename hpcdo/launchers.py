@@ -65,14 +65,15 @@ def _fill(text, values, what):
                           % (what, text, exc, ", ".join("$" + v for v in VARIABLES)))
 
 
-def prefix(machine, values):
+def prefix(machine, values, gpus=0):
     """The launcher words that go before the executable, for one run, as shell text.
 
     ``values`` holds each of :data:`VARIABLES` for the run.  ``run_command``
     wins if set; otherwise the launcher's own arguments (and its thread
     option when threads > 1) followed by ``launcher_options``.  The values
     are whole numbers and the rest comes from the machine file, which is the
-    user's own shell text.
+    user's own shell text.  A run with ``gpus`` (GPUs per node) also gets the machine's
+    ``gpu_launcher_options`` (the site's binding of tasks to GPUs), where ``$gpus`` may be used too.
     """
     assert set(values) == set(VARIABLES), sorted(values)
     if machine.run_command:
@@ -89,5 +90,8 @@ def prefix(machine, values):
             raise ConfigError("machine %s: launcher_options %r need a launcher (launcher: none)"
                               % (machine.name, machine.launcher_options))
         words.append(machine.launcher_options)
-    return _fill(" ".join(w for w in words if w), values,
-                 "machine %s: launcher" % machine.name).strip()
+    text = _fill(" ".join(w for w in words if w), values, "machine %s: launcher" % machine.name).strip()
+    if gpus and machine.gpu_launcher_options:
+        text += " " + _fill(machine.gpu_launcher_options, dict(values, gpus=gpus),
+                            "machine %s: gpu_launcher_options" % machine.name).strip()
+    return text.strip()

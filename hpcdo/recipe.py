@@ -171,7 +171,7 @@ class Run:
     """One job: a geometry, arguments, cores, threads, nodes and a wall time."""
 
     def __init__(self, recipe, name, geometry, args, cores, walltime, env, outputs, nodes, threads=1,
-                 params=None):
+                 params=None, gpus=None):
         self.recipe = recipe
         self.name = check_name("run", name)
         label = self.label = "run %s" % name
@@ -200,6 +200,10 @@ class Run:
         if nodes is not None and not _positive(nodes):
             raise ConfigError("%s: nodes must be a positive integer" % label)
         self.nodes = nodes
+        if gpus is not None and not _positive(gpus):
+            raise ConfigError("%s: gpus must be a positive integer (GPUs per node)" % label)
+        #: GPUs per node the job asks for (None: none); the scheduler template writes the request
+        self.gpus = gpus
         if not isinstance(walltime, str) or not WALLTIME_RE.match(walltime):
             raise ConfigError("%s: walltime %r must look like HH:MM:SS or D-HH:MM:SS" % (label, walltime))
         self.walltime = walltime
@@ -257,6 +261,8 @@ class Run:
         spec = {"name": self.name, "geometry": self.geometry, "args": self.args,
                 "cores": self.cores, "threads": self.threads, "nodes": self.nodes,
                 "walltime": self.walltime, "env": self.env, "outputs": self.outputs}
+        if self.gpus:
+            spec["gpus"] = self.gpus         # only a GPU run's: other signatures stay what they were
         if self.params:
             # only a sweep run's: a plain run's signature stays what it was
             spec["params"] = {k: sweep.field_text(v) for k, v in self.params.items()}
@@ -314,20 +320,22 @@ class Recipe:
         self.path = None
 
     def run(self, name, geometry=None, args=(), cores=None, walltime="00:10:00", env=None,
-            outputs=None, nodes=None, threads=1):
+            outputs=None, nodes=None, threads=1, gpus=None):
         """Add a run: one job of the recipe's executable.
 
         ``cores``: every core of the run, tasks x ``threads`` (default: the
         machine's ``cores``; ``cores=N`` on the command line wins).
         ``threads``: cores per task (OpenMP threads), default 1; cores must be
-        a multiple of it.  ``nodes``: how many nodes to spread the tasks over
+        a multiple of it.  ``gpus``: GPUs per node the job asks for (Slurm
+        ``--gpus-per-node``, PBS ``ngpus=``, LSF ``-gpu``; default none).
+        ``nodes``: how many nodes to spread the tasks over
         (default: as few as the machine's ``corespernode`` allows).  The
         module docstring gives the arithmetic.  ``args`` and ``env`` values
         may use {geometry}, {cores}, {threads}, {tasks}, {nodes} and {run}.
         """
         if name in self.runs:
             raise ConfigError("recipe %s: run %r is defined twice" % (self.name, name))
-        run = Run(self, name, geometry, args, cores, walltime, env, outputs, nodes, threads)
+        run = Run(self, name, geometry, args, cores, walltime, env, outputs, nodes, threads, gpus=gpus)
         self.runs[name] = run
         return run
 

@@ -89,6 +89,9 @@ SCHEMA = {
     "run_command": (_str_or_none, "a string or null",
                     "whole launcher prefix instead of launcher + options, e.g. 'srun -n $cores'"),
     "jobscript": (_str_or_none, "a template name or null", "jobscript template (default <scheduler>.sh.j2)"),
+    "gpu_launcher_options": (_str_or_none, "a string or null",
+                             "launcher options added for a run with gpus= (the site's task-to-GPU binding; "
+                             "$gpus too)"),
     "modules": (_str_list, "a list of strings", "module commands, e.g. 'load gcc/12' or 'gcc/12'"),
     "module_init": (_str_or_none, "a path or null", "file sourced to define 'module' before loading"),
     "remote_root": (lambda v: isinstance(v, str) and v != "" and not ROOT_REFUSED.search(v),

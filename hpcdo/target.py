@@ -217,8 +217,9 @@ class Target:
         values = {"cores": lay.cores, "threads": lay.threads, "tasks": lay.tasks, "nodes": lay.nodes,
                   "cpn": lay.cpn, "corespernode": self.machine.corespernode or lay.cpn}
         # runs of one layout share their launcher words: worked out once
-        launcher = self._memo(("launcher",) + tuple(sorted(values.items())),
-                              lambda: launchers.prefix(self.machine, values))
+        gpus = run.gpus or 0
+        launcher = self._memo(("launcher", gpus) + tuple(sorted(values.items())),
+                              lambda: launchers.prefix(self.machine, values, gpus))
         argv = ["./" + os.path.basename(self.recipe.executable)] + run.argv(self.fields(run))
         return (launcher + " " if launcher else "") + " ".join(scripts.q(a) for a in argv)
 
@@ -247,6 +248,8 @@ class Target:
             "corespernode": m.corespernode,
             "setup": self.setup() + ["export %s=%s" % (k, scripts.q(v)) for k, v in env],
             "command": self.command(run),
+            # a GPU run only: every other run's values (and so its submit signature) stay as they were
+            **({"gpus": run.gpus} if run.gpus else {}),
         }
 
     def submit_sig(self, run):

@@ -1,0 +1,31 @@
+#!/bin/bash
+#PBS -N hydro-onegpu
+#PBS -l select=1:ncpus=4:mpiprocs=4:ngpus=4
+#PBS -l walltime=00:30:00
+#PBS -q prod
+#PBS -o job.out
+#PBS -j oe
+#PBS -l filesystems=home:eagle
+#PBS -l place=scatter
+# PBS starts a job in $HOME: go back to where it was submitted
+if [ -n "${PBS_O_WORKDIR:-}" ]; then cd "$PBS_O_WORKDIR" || exit 1; fi
+# Written by hpcdo: run onegpu of recipe hydro on machine polaris.
+# It runs in its run directory and leaves job.started and job.exit (exit code
+# and time) behind, so the outcome is known even when the scheduler forgets it;
+# a requeued job clears the exit marker of its attempt before.
+hpcdo_exit() {
+    printf '%s %s\n' "$1" "$(date +%s)" > job.exit.tmp && mv -f job.exit.tmp job.exit
+    exit "$1"
+}
+trap 'hpcdo_exit 143' TERM
+trap 'hpcdo_exit 130' INT
+rm -f job.exit
+printf '%s %s\n' "$$" "$(date +%s)" > job.started
+module load PrgEnv-gnu || { echo "hpcdo: job setup step 1 failed" >&2; hpcdo_exit 98; }
+module load cudatoolkit-standalone || { echo "hpcdo: job setup step 2 failed" >&2; hpcdo_exit 98; }
+module load cmake || { echo "hpcdo: job setup step 3 failed" >&2; hpcdo_exit 98; }
+export CC=cc || { echo "hpcdo: job setup step 4 failed" >&2; hpcdo_exit 98; }
+export CXX=CC || { echo "hpcdo: job setup step 5 failed" >&2; hpcdo_exit 98; }
+export FC=ftn || { echo "hpcdo: job setup step 6 failed" >&2; hpcdo_exit 98; }
+mpiexec -n 4 --ppn 4 --depth=1 --cpu-bind depth ./hydro --ranks 4
+hpcdo_exit $?

@@ -1,0 +1,31 @@
+#!/bin/bash
+#SBATCH --job-name=lbflow-straight
+#SBATCH --ntasks=1
+#SBATCH --nodes=1
+#SBATCH --time=00:05:00
+#SBATCH --output=job.out
+#SBATCH --partition=standard-g
+# Written by hpcdo: run straight of recipe lbflow on machine lumi.
+# It runs in its run directory and leaves job.started and job.exit (exit code
+# and time) behind, so the outcome is known even when the scheduler forgets it;
+# a requeued job clears the exit marker of its attempt before.
+hpcdo_exit() {
+    printf '%s %s\n' "$1" "$(date +%s)" > job.exit.tmp && mv -f job.exit.tmp job.exit
+    exit "$1"
+}
+trap 'hpcdo_exit 143' TERM
+trap 'hpcdo_exit 130' INT
+rm -f job.exit
+printf '%s %s\n' "$$" "$(date +%s)" > job.started
+module load LUMI || { echo "hpcdo: job setup step 1 failed" >&2; hpcdo_exit 98; }
+module load partition/G || { echo "hpcdo: job setup step 2 failed" >&2; hpcdo_exit 98; }
+module load PrgEnv-cray || { echo "hpcdo: job setup step 3 failed" >&2; hpcdo_exit 98; }
+module load craype-accel-amd-gfx90a || { echo "hpcdo: job setup step 4 failed" >&2; hpcdo_exit 98; }
+module load rocm || { echo "hpcdo: job setup step 5 failed" >&2; hpcdo_exit 98; }
+module load buildtools || { echo "hpcdo: job setup step 6 failed" >&2; hpcdo_exit 98; }
+export CC=cc || { echo "hpcdo: job setup step 7 failed" >&2; hpcdo_exit 98; }
+export CXX=CC || { echo "hpcdo: job setup step 8 failed" >&2; hpcdo_exit 98; }
+export FC=ftn || { echo "hpcdo: job setup step 9 failed" >&2; hpcdo_exit 98; }
+export MPICH_GPU_SUPPORT_ENABLED=1 || { echo "hpcdo: job setup step 10 failed" >&2; hpcdo_exit 98; }
+srun --ntasks=1 ./lbflow --geometry straight.gmy --steps 3000 --tau 1.0 --force 5e-05
+hpcdo_exit $?
