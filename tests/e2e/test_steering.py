@@ -16,6 +16,7 @@ cluster ``tunnel_to`` meets it and tries again).
 import os
 import re
 import signal
+import socket
 import sys
 import threading
 import time
@@ -96,11 +97,11 @@ class Watched:
         return self.proc.returncode
 
 
-def tunnel_to(project, run):
+def tunnel_to(project, run, *options):
     """A ``steer RUN`` holding its tunnel, and the local (host, port) it printed; retried while pending."""
     deadline = time.monotonic() + QUEUE_WAIT
     while True:
-        steer = Watched(project, "steer", run)
+        steer = Watched(project, "steer", *(options + (run,)))
         found = steer.wait_for(r"connect to 127\.0\.0\.1:(\d+) ", timeout=120)
         if found:
             return steer, ("127.0.0.1", int(found.group(1)))
@@ -118,13 +119,26 @@ def one_line_failure(outcome, said):
 def test_steer_a_running_job_through_the_tunnel(machine_project):
     project = machine_project
     write_recipe(project, [("live", "straight", LONG + ["--steer-port", "0", "--steer-every", "50"])])
+    try:
+        steer_and_stop(project)
+    finally:
+        # a failure must not leave a job of 50 million steps behind (on localhost no fixture cancels it)
+        project.doit("cancel", "live", ok=None)
+
+
+def steer_and_stop(project):
     project.doit("submit:live")
     steer, address = tunnel_to(project, "live")
     with reaped(steer.proc):
         assert re.search(r"run live: job \S+ listens on [\w.-]+:\d+; tunnel through %s" % project.machine, steer.text)
         # a second tunnel, and a tail, ended with Ctrl-C: one line each, the job goes on
-        other, other_address = tunnel_to(project, "live")
+        free = socket.socket()
+        free.bind(("127.0.0.1", 0))
+        chosen = free.getsockname()[1]
+        free.close()
+        other, other_address = tunnel_to(project, "live", "--port", str(chosen))
         with reaped(other.proc):
+            assert other_address == ("127.0.0.1", chosen)
             probe = steer_client.Steering(other_address)
             assert probe.ask("status").startswith("step=")
             probe.close()
