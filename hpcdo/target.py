@@ -248,8 +248,7 @@ class Target:
             "corespernode": m.corespernode,
             "setup": self.setup() + ["export %s=%s" % (k, scripts.q(v)) for k, v in env],
             "command": self.command(run),
-            # a GPU run only: every other run's values (and so its submit signature) stay as they were
-            **({"gpus": run.gpus} if run.gpus else {}),
+            **_gpu_values(run, self.session.scheduler, m),
         }
 
     def submit_sig(self, run):
@@ -263,3 +262,14 @@ class Target:
         return self._memo(("submit", run.name, binary, geometry), lambda: signature.digest(
             "submit", binary, geometry, run.spec(),
             jobscripts.sources_digest(self.templates, self.template_name()), self.jobscript_values(run)))
+
+
+def _gpu_values(run, scheduler, machine):
+    """``{"gpus": N}`` for a GPU run, else nothing: every other run's jobscript values (and so its
+    submit signature) stay what they were.  A scheduler without a GPU request refuses the run."""
+    if not run.gpus:
+        return {}
+    if not getattr(scheduler, "gpus", True):
+        raise ConfigError("run %s: gpus=%d, but scheduler %s of machine %s has no GPU request"
+                          % (run.name, run.gpus, machine.scheduler, machine.name))
+    return {"gpus": run.gpus}

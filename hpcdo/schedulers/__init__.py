@@ -16,11 +16,12 @@ from .base import JobState, Scheduler  # noqa: F401
 from .local import Local
 from .lsf import LSF
 from .pbs import PBS, Torque
+from .pjm import PJM
 from .sge import SGE
 from .slurm import Slurm
 from .tianhe import Tianhe
 
-SCHEDULERS = {cls.name: cls for cls in (Local, Slurm, Tianhe, SGE, PBS, Torque, LSF)}
+SCHEDULERS = {cls.name: cls for cls in (Local, Slurm, Tianhe, SGE, PBS, Torque, LSF, PJM)}
 
 
 def get(name):

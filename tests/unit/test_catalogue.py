@@ -54,7 +54,7 @@ def test_golden_jobscript(machine):
 @pytest.mark.parametrize("machine", CATALOGUE)
 def test_every_catalogue_machine_names_host_scheduler_and_a_remote_root(machine):
     m = config.Catalogue(ROOT).machine(machine)
-    assert m.host and m.scheduler in ("slurm", "sge", "pbs", "torque", "lsf", "tianhe")
+    assert m.host and m.scheduler in ("slurm", "sge", "pbs", "torque", "lsf", "tianhe", "pjm")
     assert m.description and m.remote_root
 
 

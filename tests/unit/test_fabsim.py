@@ -256,7 +256,7 @@ def test_ignored_keys_are_said_with_file_line_and_reason(found):
 def test_machine_hpcdo_cannot_drive_is_left_out_with_a_warning(found):
     line = line_of(MACHINES, "job_dispatch: llsubmit")
     message = ("%s:%d: machine 'oldbluegene': key 'job_dispatch' runs 'llsubmit', which is not a batch "
-               "system hpcdo drives (bsub, qsub, sbatch, yhbatch, or empty for none)" % (MACHINES, line))
+               "system hpcdo drives (bsub, pjsub, qsub, sbatch, yhbatch, or empty for none)" % (MACHINES, line))
     assert found.errors["oldbluegene"] == message
     assert message + "; machine left out" in found.warnings
     with pytest.raises(ConfigError) as err:

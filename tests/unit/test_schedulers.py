@@ -85,7 +85,7 @@ def submitted_id(proc):
 
 
 def test_every_scheduler_is_registered_with_its_template():
-    assert sorted(SCHEDULERS) == ["local", "lsf", "pbs", "sge", "slurm", "tianhe", "torque"]
+    assert sorted(SCHEDULERS) == ["local", "lsf", "pbs", "pjm", "sge", "slurm", "tianhe", "torque"]
     for name in SCHEDULERS:
         sched = get(name)
         assert sched.name == name
