@@ -250,6 +250,8 @@ def tasks(project, runs):
             _say(looking.steer(*pair, port=port))
         except HpcdoError as exc:
             return TaskFailed(str(exc))
+        except KeyboardInterrupt:        # before the tunnel was open (waiting for its port)
+            _say("\nstopped before the tunnel to run %s opened; its job goes on" % names[0])
         return True
 
     def tail(names):
@@ -260,6 +262,8 @@ def tasks(project, runs):
             _say(looking.tail(*pair))
         except HpcdoError as exc:
             return TaskFailed(str(exc))
+        except KeyboardInterrupt:        # while the job's state was asked
+            _say("\nstopped following run %s; its job goes on" % names[0])
         return True
 
     yield {"basename": "steer", "pos_arg": "names", "verbosity": 2, "uptodate": [False],
