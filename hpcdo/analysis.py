@@ -8,9 +8,10 @@ A recipe declares one with :meth:`hpcdo.recipe.Recipe.analysis`::
         ...
 
 On each machine it is the doit task ``analyse:<name>``: it needs every named
-run's results fetched (``fetch_results:<run>``) and runs again only when one
-of those results changes (each run's ``hpcdo-provenance.json``, rewritten on
-every fetch) or when the function's code does (its source, and that of the
+run's results fetched (``fetch_results:<run>``) and runs again only when the
+content of one of those results changes (every fetched file, and the run's
+``hpcdo-provenance.json`` but for the time of its fetch: a run fetched again
+with the same content does not redo it) or when the function's code does (its source, and that of the
 functions of its own recipe file it calls).  It writes into a scratch
 directory; its declared outputs move into ``results/<machine>/`` only when
 the function returned and wrote every one of them, so a failed or

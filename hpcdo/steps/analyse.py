@@ -2,11 +2,14 @@
 
 Each :class:`hpcdo.analysis.Analysis` of each recipe becomes the task
 ``analyse:<name>``.  Unlike the steps on the machine, its record is doit's
-own: its ``file_dep`` is each run's provenance file (rewritten whenever the
-run's results are fetched again) and its ``uptodate`` the digest of the
-function's code, so it reruns exactly when one of those changes.
+own: its ``uptodate`` holds the digest of the function's code and the digest
+of the content of its runs' results (every fetched file, and the provenance
+without the time of its fetch), so it reruns exactly when one of those
+changes: a run fetched again with the same content does not redo it.
 """
 
+import hashlib
+import json
 import os
 
 from doit.exceptions import TaskFailed
@@ -47,11 +50,11 @@ def tasks(project, fetch_task):
                 "doc": "%s: %s over the results of %d run%s on %s" % (
                     target.recipe.name, analysis.name, len(runs), "" if len(runs) == 1 else "s", machine),
                 "actions": [_action(analysis, results, out_dir, target.recipe.path)],
-                "file_dep": [os.path.join(d, PROVENANCE) for d in results.values()],
                 "task_dep": [fetch_task(run.name) for run in runs],
                 "targets": [os.path.join(out_dir, o) for o in analysis.outputs],
                 "uptodate": [config_changed({"code": analysis.code_digest(), "runs": sorted(results),
-                                             "outputs": analysis.outputs})],
+                                             "outputs": analysis.outputs}),
+                             ResultsUnchanged(results)],
                 "verbosity": 1,
             }
 
@@ -66,3 +69,62 @@ def _action(analysis, results, out_dir, where):
         return True
     action.__name__ = "analyse_" + analysis.name
     return action
+
+
+class ResultsUnchanged:
+    """doit ``uptodate``: the runs' results hold what they held when the analysis last ran.
+
+    Asked once the fetches it depends on have run; the digest it computes is
+    saved with the task's values when the analysis succeeds.
+    """
+
+    KEY = "_hpcdo_results"
+
+    def __init__(self, results):
+        self.results = dict(results)
+
+    def __call__(self, task, values):
+        digest = results_digest(self.results)
+        task.value_savers.append(lambda: {self.KEY: digest})
+        return values.get(self.KEY) == digest
+
+
+def results_digest(results):
+    """A hash of the content of each run's results directory (``{run: dir}``).
+
+    The provenance file counts without ``fetched_at``, which a fetch of the
+    same results rewrites; a missing directory counts as missing.
+    """
+    h = hashlib.sha256()
+    for run in sorted(results):
+        top = results[run]
+        h.update(b"run\0%s\0" % run.encode())
+        for dirpath, dirnames, filenames in os.walk(top):
+            dirnames.sort()
+            for name in sorted(filenames):
+                path = os.path.join(dirpath, name)
+                rel = os.path.relpath(path, top)
+                if name.startswith(".") or os.path.islink(path):
+                    continue
+                h.update(b"file\0%s\0" % rel.encode())
+                h.update(_content(path, rel == PROVENANCE))
+    return h.hexdigest()
+
+
+def _content(path, provenance):
+    if provenance:
+        try:
+            with open(path) as fh:
+                prov = json.load(fh)
+            prov.pop("fetched_at", None)
+            return hashlib.sha256(json.dumps(prov, sort_keys=True).encode()).digest()
+        except (OSError, ValueError):
+            pass
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    except OSError:
+        return b"unreadable"
+    return h.digest()

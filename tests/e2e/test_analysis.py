@@ -71,11 +71,18 @@ def test_an_analysis_reruns_only_when_a_result_or_its_code_changes(analysis_proj
     assert out.ran == ["analyse:table"], out
     assert open(table).read().splitlines()[0] == "n70 stenosis/70"
 
-    # one run's results fetched again: that fetch, then the analysis
+    # one run's results fetched again with the same content: the fetch only
     os.remove(os.path.join(project.results("n70"), "summary.json"))
+    out = project.doit("fetch_results")
+    assert [t for t in out.ran if not t.startswith(("wait:", "_"))] == ["fetch_results:n70"], out
+    assert calls(project) == 2
+
+    # one run's results changed on the machine: that fetch, then the analysis
+    project.remote("sleep 1; sed -i 's/\"steps\": 70/\"steps\": 71/' lbflow/runs/n70/summary.json")
     out = project.doit("fetch_results")
     assert [t for t in out.ran if not t.startswith(("wait:", "_"))] == ["fetch_results:n70", "analyse:table"], out
     assert calls(project) == 3
+    assert open(table).read().splitlines()[0] == "n70 stenosis/71"
 
 
 def test_an_analysis_of_named_runs_waits_only_for_them(analysis_project):

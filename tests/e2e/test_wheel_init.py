@@ -105,7 +105,20 @@ def test_the_readmes_first_command_runs_the_demo_in_a_copy_of_the_checkout(tmp_p
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
     env["HOME"] = str(tmp_path / "home")
     os.mkdir(env["HOME"])
-    run(["bash", "-c", command], copy, env, timeout=900)
+    first = run(["bash", "-c", command], copy, env, timeout=900)
     for geometry in ("straight", "bifurcation", "stenosis"):
         assert (copy / "results" / "localhost" / geometry / "summary.json").is_file()
     assert (tmp_path / "home" / "hpcdo-localhost").is_dir()
+    # the demo's report, picture included: the command installs the [demo] extra (matplotlib)
+    assert re.findall(r"^\.  (\S+)$", first.stdout, re.M)[-1] == "analyse:report", first.stdout
+    report = copy / "results" / "localhost"
+    table = (report / "report.md").read_text()
+    for geometry in ("straight", "bifurcation", "stenosis"):
+        assert re.search(r"^\| %s \| %s \| 3000 \| [0-9.]+ \| " % (geometry, geometry), table, re.M), table
+    assert "matplotlib is not installed" not in table
+    assert (report / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    stamps = {n: os.stat(str(report / n)).st_mtime_ns for n in ("report.md", "report.png")}
+    again = run([str(copy / ".venv" / "bin" / "doit"), "fetch_results"], copy, env)
+    assert re.findall(r"^\.  (\S+)$", again.stdout, re.M) == [], again.stdout
+    assert "-- analyse:report" in again.stdout
+    assert {n: os.stat(str(report / n)).st_mtime_ns for n in stamps} == stamps

@@ -1,5 +1,6 @@
 """Analysis tasks: their dependencies, and the clashes refused before anything runs."""
 
+import json
 import types
 
 import pytest
@@ -29,13 +30,49 @@ def recipe(name="r"):
     return rec
 
 
-def test_an_analysis_depends_on_its_runs_fetches_and_provenance():
+def test_an_analysis_depends_on_its_runs_fetches_and_their_content():
     rec = recipe()
     rec.analysis("t", outputs=["t.txt"], runs=["b"])(lambda results, out: None)
     (task,) = analyse.tasks(project(rec), lambda run: "fetch_results:" + run)
     assert task["task_dep"] == ["fetch_results:b"]
-    assert task["file_dep"] == ["/p/results/m/b/hpcdo-provenance.json"]
+    assert "file_dep" not in task          # a fetch rewrites the provenance; its content counts
+    assert [u.results for u in task["uptodate"] if isinstance(u, analyse.ResultsUnchanged)] == \
+        [{"b": "/p/results/m/b"}]
     assert task["targets"] == ["/p/results/m/t.txt"]
+
+
+def _fetched(path, fetched_at, velocity="1,2\n"):
+    path.mkdir(exist_ok=True)
+    (path / "velocity.csv").write_text(velocity)
+    (path / "hpcdo-provenance.json").write_text(json.dumps({"job_id": "7", "fetched_at": fetched_at}))
+
+
+def test_the_results_digest_ignores_the_fetch_time_only(tmp_path):
+    run = tmp_path / "a"
+    _fetched(run, "2026-01-01T00:00:00")
+    first = analyse.results_digest({"a": str(run)})
+    _fetched(run, "2026-01-02T00:00:00")                        # fetched again, same content
+    assert analyse.results_digest({"a": str(run)}) == first
+    _fetched(run, "2026-01-02T00:00:00", velocity="1,3\n")     # a result changed
+    assert analyse.results_digest({"a": str(run)}) != first
+    _fetched(run, "2026-01-01T00:00:00")
+    (run / "extra.txt").write_text("")                          # a new result file
+    assert analyse.results_digest({"a": str(run)}) != first
+    (run / "extra.txt").unlink()
+    assert analyse.results_digest({"a": str(run)}) == first
+    assert analyse.results_digest({"b": str(run)}) != first      # another run's results
+
+
+def test_results_unchanged_saves_the_digest_it_compared(tmp_path):
+    run = tmp_path / "a"
+    _fetched(run, "t1")
+    check = analyse.ResultsUnchanged({"a": str(run)})
+    task = types.SimpleNamespace(value_savers=[])
+    assert check(task, {}) is False                              # never ran
+    saved = task.value_savers[0]()
+    assert check(types.SimpleNamespace(value_savers=[]), saved) is True
+    _fetched(run, "t2", velocity="9\n")
+    assert check(types.SimpleNamespace(value_savers=[]), saved) is False
 
 
 @pytest.mark.parametrize("build, message", [

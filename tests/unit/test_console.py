@@ -168,6 +168,7 @@ def test_readme_first_screen_shows_exactly_two_set_up_commands():
     assert "\n" not in demo and suite == "tests/run"
     # Debian's and Ubuntu's Python refuse pip install outside a virtual environment (PEP 668)
     assert demo.startswith("python3 -m venv .venv && .venv/bin/pip install ")
+    assert "-e '.[demo]'" in demo            # the demo's report picture needs matplotlib
     assert demo.endswith(".venv/bin/doit fetch_results")
     assert "python3 -m pip" not in demo
 
