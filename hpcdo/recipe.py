@@ -340,7 +340,7 @@ class Recipe:
         return run
 
     def sweep(self, name, parameters, replicas=1, zip=False, names=None, geometry=None, args=(),
-              cores=None, walltime="00:10:00", env=None, outputs=None, nodes=None, threads=1):
+              cores=None, walltime="00:10:00", env=None, outputs=None, nodes=None, threads=1, gpus=None):
         """Add one run per combination of ``parameters``' values, ``replicas`` times each.
 
         ``parameters``: a dict of names to lists of values (strings or
@@ -369,7 +369,7 @@ class Recipe:
             if run_name in self.runs:
                 raise ConfigError("%s: run %r is defined twice" % (label, run_name))
             run = Run(self, run_name, values.get("geometry", geometry), args, cores, walltime, env, outputs,
-                      nodes, threads, params=fields)
+                      nodes, threads, params=fields, gpus=gpus)
             self.runs[run_name] = run
             made.append(run)
         return made

@@ -26,6 +26,8 @@ recipe.run("onegpu", cores=4, gpus=4, walltime="00:30:00", args=["--ranks", "{ta
 recipe.run("twonodes", cores=32, threads=4, nodes=2, gpus=4, walltime="01:00:00")
 # the same code without GPUs
 recipe.run("cpu", cores=4, walltime="00:30:00", args=["--ranks", "{tasks}"])
+# a sweep of GPU runs
+recipe.sweep("scan", {"size": [64, 128]}, cores=4, gpus=2, args=["--size", "{size}"])
 """
 
 MACHINES = """
@@ -149,3 +151,10 @@ def test_a_bad_gpus_value_is_one_error(gpu_project, tmp_path, value):
         fh.write("recipe.run('bad', cores=1, gpus=%r)\n" % (value,))
     with pytest.raises(ConfigError, match=r"^.*run bad: gpus must be a positive integer \(GPUs per node\)$"):
         Project(str(root), "g-slurm")
+
+
+def test_a_sweep_passes_gpus_to_each_of_its_runs(gpu_project):
+    for run in ("scan-size64", "scan-size128"):
+        lines = render(gpu_project, "g-pbs", run)
+        assert "#PBS -l select=1:ncpus=4:mpiprocs=4:ngpus=2" in lines, lines
+        assert any(l.startswith("mpiexec -n 4 -ppn 4 --gpus-per-rank=2 ./hydro --size") for l in lines), lines
