@@ -23,6 +23,9 @@ from .layer import MACHINE_NAME
 #: the key of a machine entry that lists its other names
 KEY = "aliases"
 
+#: top-level names of a machine file that are no machine (config.py's default block and FabSim3 import)
+RESERVED = ("default", "fabsim3")
+
 
 def check(layer, name):
     """Raise a ConfigError unless ``layer``'s aliases (if any) are a list of machine names."""
@@ -37,6 +40,10 @@ def check(layer, name):
     if not isinstance(value, list) or not all(isinstance(a, str) and MACHINE_NAME.match(a) for a in value):
         raise ConfigError("%s: machine '%s': key '%s' must be a list of machine names (letters, digits, "
                           "'_', '.', '-')" % (layer.at(KEY), name, KEY))
+    for alias in value:
+        if alias in RESERVED:
+            raise ConfigError("%s: machine '%s': '%s' cannot be an alias (it names a block of machine files)"
+                              % (layer.at(KEY), name, alias))
     if name in value:
         raise ConfigError("%s: machine '%s': '%s' is its own name, not an alias" % (layer.at(KEY), name, name))
 

@@ -70,6 +70,9 @@ def test_the_users_file_may_add_an_alias_to_a_shipped_machine(tmp_path):
     ("one:\n  host: h\n  aliases: mc\n", r"site.yml:3: machine 'one': key 'aliases' must be a list of machine names"),
     ("one:\n  host: h\n  aliases: ['a b']\n", r"site.yml:3: machine 'one': key 'aliases' must be a list"),
     ("default:\n  aliases: [x]\n", r"site.yml:2: default: key 'aliases' belongs to one machine"),
+    ("one:\n  host: h\n  aliases: [default]\n", r"site.yml:3: machine 'one': 'default' cannot be an alias"),
+    ("one:\n  host: h\n  aliases: [localhost]\n", r"site.yml:3: machine 'one': alias 'localhost' is the name of "
+                                                    r"machine 'localhost'"),
 ])
 def test_a_clash_or_a_bad_alias_is_one_error_naming_the_line(tmp_path, text, message):
     with pytest.raises(ConfigError, match=message):
