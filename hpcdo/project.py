@@ -14,6 +14,7 @@ import traceback
 
 from . import ConfigError, HpcdoError
 from . import config
+from . import inputs as input_store
 from . import jobscript
 from . import outcomes
 from . import status
@@ -74,7 +75,8 @@ def _exec_recipe(path, project_dir):
 def _check_unique(recipes):
     seen = {}
     for recipe in recipes:
-        for kind, names in (("recipe", [recipe.name]), ("run", recipe.runs), ("geometry", recipe.geometries)):
+        for kind, names in (("recipe", [recipe.name]), ("run", recipe.runs), ("geometry", recipe.geometries),
+                            ("input", recipe.inputs)):
             for name in names:
                 other = seen.get((kind, name))
                 if other is not None and other is not recipe:
@@ -101,6 +103,8 @@ class Project:
         # few nodes) is one error line now, not after a build has been spent
         for target, run in self.steps.runs():
             target.layout(run)
+        for target in self.targets:
+            input_store.probe_stamps(target)        # a missing input is one error line now too
         outcomes.set_call_project(self)             # what the end-of-call summary tells of
 
     def status_table(self):

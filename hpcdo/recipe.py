@@ -63,10 +63,12 @@ error line before anything is submitted.
 """
 
 import collections
+import os
 import re
 import string
 
 from . import ConfigError, sweep
+from . import inputs as input_store
 from .analysis import Analysis
 from .outputs import OWN_FILES
 from .schema import ENV_NAME
@@ -83,7 +85,8 @@ OUTPUT_RE = re.compile(r"^[A-Za-z0-9_.*?\[\]-]+(/[A-Za-z0-9_.*?\[\]-]+)*\Z")
 #: the {fields} of args and run env values
 ARG_FIELDS = ("geometry", "cores", "threads", "tasks", "nodes", "run")
 #: values of the right type for each field, to try a format spec like {cores:04d} early
-_SAMPLE_FIELDS = {"geometry": "g.gmy", "cores": 1, "threads": 1, "tasks": 1, "nodes": 1, "run": "r"}
+_SAMPLE_FIELDS = {"geometry": "g.gmy", "cores": 1, "threads": 1, "tasks": 1, "nodes": 1, "run": "r",
+                  "inputs": input_store.Sample()}
 
 #: one run's place on a machine (see the module docstring): cores = tasks x threads,
 #: cpn = tasks per node the job asks for
@@ -135,7 +138,7 @@ def _positive(value):
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
-def _check_fields(label, what, text, geometry, params=None):
+def _check_fields(label, what, text, geometry, params=None, inputs=()):
     """``text`` of an argument or env value: its {fields} known, their format specs valid.
 
     ``params``: a sweep run's own fields (its parameters' values, and ``replica``).
@@ -155,6 +158,9 @@ def _check_fields(label, what, text, geometry, params=None):
     except ValueError as exc:
         raise ConfigError("%s: %s %r: %s (write {{ and }} for literal braces)" % (label, what, text, exc))
     for field in fields:
+        if input_store.is_field(field):            # {inputs[NAME]}
+            input_store.check_field(label, what, text, field, inputs)
+            continue
         if field not in names:
             raise ConfigError("%s: %s %r uses {%s}; only %s are known (write {{ and }} for literal "
                               "braces)" % (label, what, text, field, known))
@@ -171,7 +177,7 @@ class Run:
     """One job: a geometry, arguments, cores, threads, nodes and a wall time."""
 
     def __init__(self, recipe, name, geometry, args, cores, walltime, env, outputs, nodes, threads=1,
-                 params=None, gpus=None):
+                 params=None, gpus=None, inputs=None):
         self.recipe = recipe
         self.name = check_name("run", name)
         label = self.label = "run %s" % name
@@ -181,13 +187,15 @@ class Run:
             raise ConfigError("%s: unknown geometry %r (the recipe has: %s)"
                               % (label, geometry, ", ".join(sorted(recipe.geometries)) or "none"))
         self.geometry = geometry
+        self.inputs = input_store.check_run(label, recipe, inputs, geometry and os.path.basename(
+            recipe.geometries[geometry]))
         if isinstance(args, (str, bytes)):
             raise ConfigError("%s: args must be a list of arguments, not one string" % label)
         self.args = []
         for arg in args:
             if not isinstance(arg, (str, int, float)) or isinstance(arg, bool):
                 raise ConfigError("%s: argument %r must be a string or number" % (label, arg))
-            self.args.append(_check_fields(label, "argument", str(arg), geometry, self.params))
+            self.args.append(_check_fields(label, "argument", str(arg), geometry, self.params, self.inputs))
         if cores is not None and not _positive(cores):
             raise ConfigError("%s: cores must be a positive integer" % label)
         self.cores = cores
@@ -209,7 +217,7 @@ class Run:
         self.walltime = walltime
         self.env = _check_env(label, env)
         for key, value in self.env.items():
-            _check_fields(label, "env %s value" % key, value, geometry, self.params)
+            _check_fields(label, "env %s value" % key, value, geometry, self.params, self.inputs)
         self.outputs = recipe.outputs if outputs is None else _check_outputs(label, outputs)
 
     def layout(self, cores, corespernode, cores_from="", machine=""):
@@ -245,8 +253,11 @@ class Run:
 
     def fields(self, layout, geometry_file):
         """The values of the {fields} in args and env, for one layout."""
-        return dict(self.params, geometry=geometry_file or "", cores=layout.cores, threads=layout.threads,
-                    tasks=layout.tasks, nodes=layout.nodes, run=self.name)
+        fields = dict(self.params, geometry=geometry_file or "", cores=layout.cores, threads=layout.threads,
+                      tasks=layout.tasks, nodes=layout.nodes, run=self.name)
+        if self.inputs:
+            fields[input_store.FIELD] = {n: n for n in self.inputs}      # {inputs[NAME]}: its name in the run dir
+        return fields
 
     def argv(self, fields):
         """The arguments with their {fields} filled in."""
@@ -263,6 +274,8 @@ class Run:
                 "walltime": self.walltime, "env": self.env, "outputs": self.outputs}
         if self.gpus:
             spec["gpus"] = self.gpus         # only a GPU run's: other signatures stay what they were
+        if self.inputs:
+            spec["inputs"] = list(self.inputs)      # their digests: Target.submit_sig
         if self.params:
             # only a sweep run's: a plain run's signature stays what it was
             spec["params"] = {k: sweep.field_text(v) for k, v in self.params.items()}
@@ -274,7 +287,7 @@ class Recipe:
 
     def __init__(self, name, source, executable, cmake_options=None, machine_cmake_options=None,
                  make_jobs=None, geometries=None, outputs=("*",), modules=(), env=None,
-                 build_target=None):
+                 build_target=None, inputs=None):
         self.name = check_name("recipe", name)
         label = "recipe %s" % name
         if not isinstance(source, (LocalTree, Git)):
@@ -307,6 +320,8 @@ class Recipe:
                                   % (label, gname, base))
             self.geometries[gname] = path
         self.outputs = _check_outputs(label, outputs)
+        #: name -> hpcdo.inputs.Input: see :mod:`hpcdo.inputs`
+        self.inputs = input_store.check_declared(label, inputs, executable, check_name)
         if isinstance(modules, str) or not all(isinstance(m, str) for m in modules):
             raise ConfigError("%s: modules must be a list of strings" % label)
         self.modules = list(modules)
@@ -320,7 +335,7 @@ class Recipe:
         self.path = None
 
     def run(self, name, geometry=None, args=(), cores=None, walltime="00:10:00", env=None,
-            outputs=None, nodes=None, threads=1, gpus=None):
+            outputs=None, nodes=None, threads=1, gpus=None, inputs=None):
         """Add a run: one job of the recipe's executable.
 
         ``cores``: every core of the run, tasks x ``threads`` (default: the
@@ -332,15 +347,18 @@ class Recipe:
         (default: as few as the machine's ``corespernode`` allows).  The
         module docstring gives the arithmetic.  ``args`` and ``env`` values
         may use {geometry}, {cores}, {threads}, {tasks}, {nodes} and {run}.
+        ``inputs``: names of the recipe's inputs it reads ({inputs[NAME]}; see :mod:`hpcdo.inputs`).
         """
         if name in self.runs:
             raise ConfigError("recipe %s: run %r is defined twice" % (self.name, name))
-        run = Run(self, name, geometry, args, cores, walltime, env, outputs, nodes, threads, gpus=gpus)
+        run = Run(self, name, geometry, args, cores, walltime, env, outputs, nodes, threads, gpus=gpus,
+                  inputs=inputs)
         self.runs[name] = run
         return run
 
     def sweep(self, name, parameters, replicas=1, zip=False, names=None, geometry=None, args=(),
-              cores=None, walltime="00:10:00", env=None, outputs=None, nodes=None, threads=1, gpus=None):
+              cores=None, walltime="00:10:00", env=None, outputs=None, nodes=None, threads=1, gpus=None,
+              inputs=None):
         """Add one run per combination of ``parameters``' values, ``replicas`` times each.
 
         ``parameters``: a dict of names to lists of values (strings or
@@ -358,7 +376,7 @@ class Recipe:
             raise ConfigError("%s: replicas must be a positive integer" % label)
         if names is not None and not isinstance(names, str):
             raise ConfigError("%s: names must be a pattern string such as 'f{force}-r{replica}'" % label)
-        reserved = set(ARG_FIELDS) - {"geometry"} | {"replica"}
+        reserved = set(ARG_FIELDS) - {"geometry"} | {"replica", input_store.FIELD}
         rows = sweep.combinations(label, sweep.check_parameters(label, parameters, reserved), zip)
         if "geometry" in parameters and geometry is not None:
             raise ConfigError("%s: geometry is both a parameter and given; give one" % label)
@@ -369,7 +387,7 @@ class Recipe:
             if run_name in self.runs:
                 raise ConfigError("%s: run %r is defined twice" % (label, run_name))
             run = Run(self, run_name, values.get("geometry", geometry), args, cores, walltime, env, outputs,
-                      nodes, threads, params=fields, gpus=gpus)
+                      nodes, threads, params=fields, gpus=gpus, inputs=inputs)
             self.runs[run_name] = run
             made.append(run)
         return made

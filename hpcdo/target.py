@@ -15,8 +15,10 @@ clone           git URL and ref; a local tree: that it is on the machine
 configure       CMake options, CMakeLists/*.cmake contents, modules, env
 compile         configure's signature and the whole source tree
 send_geometry   the geometry file's content
+send_input      the input's content (hpcdo.inputs: stored by digest)
 submit          the executable's hash, the geometry's, the run's
-                settings, and the jobscript's templates and values
+                settings, its inputs' digests, and the jobscript's
+                templates and values
 wait            the submitted job has completed with exit code 0
 fetch_results   the local copy holds the results the machine now has
 ==============  ==========================================================
@@ -37,6 +39,7 @@ import threading
 from . import ConfigError
 from . import jobscript as jobscripts
 from . import config, launchers, signature
+from . import inputs as input_store
 from .recipe import Git, OPTION_RE
 from .remote import scripts
 
@@ -99,7 +102,7 @@ class Target:
             d = self.geometry_dir(gname)
             stamps.append((self.geometry_key(gname), d + "/.hpcdo-stamp", [d + "/" + self.geometry_file(gname)]))
         runs = [(self.run_key(run), self.run_dir(run), run.outputs) for run in self.recipe.runs.values()]
-        return stamps, runs
+        return stamps + input_store.probe_stamps(self), runs
 
     def probe_heads(self):
         """(key, url, ref) for a git source whose ref may move (a branch or tag, not a commit)."""
@@ -256,7 +259,7 @@ class Target:
         binary = stamp.binary if stamp else None
         if not binary:
             return None
-        geometry = self.geometry_sig(run.geometry) if run.geometry else None
+        geometry = input_store.signed(self, run, self.geometry_sig(run.geometry) if run.geometry else None)
         # the jobscript enters as its templates' sources and its values, which
         # decide its text, so a no-op call renders no jobscript at all
         return self._memo(("submit", run.name, binary, geometry), lambda: signature.digest(

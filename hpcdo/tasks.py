@@ -22,7 +22,7 @@ from doit.exceptions import TaskFailed
 
 from . import HpcdoError
 from .schedulers.base import JobState
-from .steps import analyse, steer
+from .steps import analyse, send_input, steer
 from .steps.check import check_machine
 
 
@@ -102,9 +102,9 @@ def batch_scope(words, run_names):
         if step in RUN_STEPS and run in run_names:
             scope.add(run)
             named_task = True
-        elif word in ("clone", "configure", "compile", "send_geometry", "status", "cold", "jobscript", "cancel",
+        elif word in ("clone", "configure", "compile", "send_geometry", "send_input", "status", "cold", "jobscript", "cancel",
                       "retry", "check", "steer", "tail") or \
-                step in ("clone", "configure", "compile", "send_geometry", "cold"):
+                step in ("clone", "configure", "compile", "send_geometry", "send_input", "cold"):
             named_task = True
     return scope if named_task else set(run_names)
 
@@ -128,6 +128,7 @@ def generate(project, words=()):
     # Group definitions come first so that doit appends the subtasks after
     # the listed dependencies: every run is submitted before any is waited for.
     yield _group("send_geometry", "upload every geometry", [])
+    yield _group("send_input", "upload every input the machine lacks", [])
     yield _group("submit", "submit every run", [])
     yield _group("wait", "submit every run, then wait for all", submits)
     # a recipe's analyses run last, once the runs they read are fetched
@@ -157,13 +158,18 @@ def generate(project, words=()):
             yield _task("send_geometry:" + gname, "upload geometry %s to %s" % (gname, machine),
                         _action(build.do_send_geometry, gname),
                         _check(build.geometry_current, gname, why=build.why_geometry), [])
+        sender = send_input.SendInput(target)
+        for iname in target.recipe.inputs:
+            yield _task("send_input:" + iname, "upload input %s to %s (once per content)" % (iname, machine),
+                        _action(sender.do, iname), _check(sender.current, iname, why=sender.why), [])
 
     if batch:
         # Every run this invocation submits goes in one remote command: each
         # of their submit tasks waits for this hidden task, then reports.
         keys = {t.run_key(run) for t, run in runs if run.name in batch}
         deps = sorted({_step("compile", t, many) for t, run in runs if run.name in batch} |
-                      {"send_geometry:" + run.geometry for _t, run in runs if run.name in batch and run.geometry})
+                      {"send_geometry:" + run.geometry for _t, run in runs if run.name in batch and run.geometry} |
+                      {"send_input:" + i for _t, run in runs if run.name in batch for i in run.inputs})
         yield {"basename": "_submit_batch", "doc": "submit the selected stale runs in one remote command",
                "actions": [_action(submit.submit_batch, keys)],
                "uptodate": [_check(lambda: not submit.stale_runs(keys))],
@@ -171,7 +177,8 @@ def generate(project, words=()):
     for target, run in runs:
         results = steps.results[target.recipe.name]
         compile_ = _step("compile", target, many)
-        deps = [compile_] + (["send_geometry:" + run.geometry] if run.geometry else [])
+        deps = [compile_] + (["send_geometry:" + run.geometry] if run.geometry else []) + \
+            ["send_input:" + i for i in run.inputs]
         if run.name in batch:
             deps.append("_submit_batch")
         yield _task("submit:" + run.name, "submit run %s on %s (once per inputs)" % (run.name, machine),

@@ -300,6 +300,13 @@ def upload_script(remote_root, directory, filename, size, stamp_text):
                    size=int(size), stamp=code(write_stamp('"$d/.hpcdo-stamp"', stamp_text)))
 
 
+def input_script(remote_root, directory, name, seal, stamp_text):
+    """Receive one input as a sealed tar whose files are under ``content``, into ``directory``
+    (the input's place in the content-addressed store), then stamp (see ``sh/input.sh``)."""
+    return _script(remote_root, "input.sh", directory=quoted(directory), name=quoted(name), seal=quoted(seal),
+                   stamp=code(write_stamp('"$d/.hpcdo-stamp"', stamp_text)))
+
+
 # -- jobs ---------------------------------------------------------------------
 
 class SubmitRequest:

@@ -27,8 +27,11 @@ def new_seal():
     return secrets.token_hex(16)
 
 
-def tar_chunks(root, names, deleted=(), seal=None):
+def tar_chunks(root, names, deleted=(), seal=None, arcnames=None):
     """Yield a tar of ``names`` (relative to ``root``), a deletion list and the ``seal``, in chunks.
+
+    ``arcnames``: the names the files take in the tar, one for each of
+    ``names`` (default: ``names`` themselves).
 
     ``.hpcdo-end``, holding ``seal``, is the last member: the receiver knows
     the stream is whole only when it has it.
@@ -43,9 +46,9 @@ def tar_chunks(root, names, deleted=(), seal=None):
         try:
             with os.fdopen(write_fd, "wb", buffering=CHUNK) as out:
                 with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-                    for rel in names:
+                    for rel, arcname in zip(names, arcnames or names):
                         path = os.path.join(root, rel)
-                        info = tar.gettarinfo(os.path.realpath(path), arcname=rel)
+                        info = tar.gettarinfo(os.path.realpath(path), arcname=arcname)
                         info.uid = info.gid = 0
                         info.uname = info.gname = ""
                         with open(path, "rb") as fh:
@@ -127,14 +130,16 @@ class _MeteredSink:
         self.meter.add(len(block))
 
 
-def send_files(remote, script, root, names, deleted=(), what="send files", seal=None):
+def send_files(remote, script, root, names, deleted=(), what="send files", seal=None, arcnames=None):
     """Run ``script`` (which unpacks a tar from stdin) with a tar of ``names`` fed to it.
 
-    ``seal``: the token ``script`` expects in the stream's last member.
+    ``seal``: the token ``script`` expects in the stream's last member;
+    ``arcnames``: the names the files take in the tar (see :func:`tar_chunks`).
     """
     meter = Meter(what)
     try:
-        remote.run(script, stdin=metered(tar_chunks(root, names, deleted, seal), what, meter), what=what)
+        remote.run(script, stdin=metered(tar_chunks(root, names, deleted, seal, arcnames), what, meter),
+                   what=what)
         meter.done()
     finally:
         meter.done(whole=False)

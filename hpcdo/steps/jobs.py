@@ -19,6 +19,7 @@ import sys
 import time
 
 from .. import HpcdoError, RemoteError, events
+from .. import inputs as input_store
 from ..model import Job
 from ..remote import scripts
 from ..schedulers.base import JobState
@@ -105,6 +106,7 @@ class Submit:
         if run.geometry:
             links.append(("../../geometry/%s/%s" % (run.geometry, target.geometry_file(run.geometry)),
                           target.geometry_file(run.geometry)))
+        links += input_store.links(target, run)
         binary = getattr(self.session.stamp(target.keys["compile"]), "binary", None)
         request = scripts.SubmitRequest(target.run_key(run), target.run_dir(run), info.id, sig, links,
                                         run.outputs, target.jobscript(run), fresh=fresh, binary=binary,

@@ -72,6 +72,7 @@ class Results:
             skip = [os.path.basename(self.recipe.executable)]
             if run.geometry:
                 skip.append(self.target.geometry_file(run.geometry))
+            skip += run.inputs          # linked from the machine's store of inputs
             rundir = self.target.run_dir(run)
             script = scripts.fetch_script(self.machine.remote_root, rundir, run.outputs, skip)
             listing, files = transfer.receive_files(

@@ -49,6 +49,7 @@ def rendered():
                                             source_sig="s1")
     yield "compile-bare", scripts.compile_script("~/hpcdo", "lbflow", [], "cmake", 1, None, "bin/app", "s2")
     yield "upload", scripts.upload_script("~/hpcdo", "lbflow/geometry/straight", "straight.gmy", 10, "st")
+    yield "input", scripts.input_script("~/hpcdo", "lbflow/inputs/abc", "mesh", "seal1", '{"sig": "abc"}')
     yield "tail", scripts.tail_script("~/hpcdo", "lbflow/runs/r")
     yield "fetch", scripts.fetch_script("~/hpcdo", "lbflow/runs/r", ["summary.json", "out/*.csv"], ["lbflow"])
     yield "remove", scripts.remove_script("~/hpcdo", ["lbflow/src", "lbflow/build"])

@@ -70,7 +70,8 @@ cat > job.sh.tmp <<'{{ r.end }}' || {{ full("write the jobscript") }}
 if [ -n "$cur" ]; then prev="previous/$cur"; mkdir -p "$prev"; for p in {{ r.patterns }}; do for f in $p; do case $f in {{ r.keep }}) ;; *) [ -e "$f" ] && mv -f "$f" "$prev/";; esac; done; done; fi
 rm -f job.exit job.started job.id job.cancelled
 {% for source, name in r.links %}
-ln -f {{ source }} {{ name }} 2>/dev/null || cp -f {{ source }} {{ name }} || { printf "@error %s cannot copy %s into the run directory\n" "$k" {{ name }} >&3; exit 0; }
+{## a directory (an input tree) is linked symbolically: hard links are for files ##}
+if [ -d {{ source }} ]; then rm -rf {{ name }} && ln -s {{ source }} {{ name }}; else ln -f {{ source }} {{ name }} 2>/dev/null || cp -f {{ source }} {{ name }}; fi || { printf "@error %s cannot copy %s into the run directory\n" "$k" {{ name }} >&3; exit 0; }
 {% endfor %}
 {% if r.binary %}{{ same_binary(r) }}
 rm -rf {{ r.build_lock }}; trap 'rm -rf .submit.lock' EXIT
