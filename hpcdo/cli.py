@@ -30,7 +30,7 @@ from doit.cmd_base import DodoTaskLoader
 from doit.cmd_dumpdb import DumpDB as DoitDumpDB
 
 from . import HpcdoError
-from . import report, tasks
+from . import fleet, report, tasks
 from .project import DEFAULT_MACHINE, Project
 from .steps.check import MachineOnly
 from .remote import trace
@@ -78,6 +78,12 @@ class Loader(DodoTaskLoader):
         machine = values.pop("machine", None) or DEFAULT_MACHINE
         project_dir = os.path.dirname(os.path.abspath(self.namespace.get("__file__") or "dodo.py"))
         self.broken = None
+        self.opt_values = opt_values
+        self.fleet = (project_dir, machine, values) if fleet.is_fleet(machine) else None
+        if self.fleet is not None:
+            # machine=a,b,c: one child call per machine (hpcdo.fleet), no project here
+            self.state_dir = os.path.join(project_dir, ".hpcdo")
+            return
         try:
             self.project = Project(project_dir, machine, values)
         except HpcdoError as exc:
@@ -90,7 +96,6 @@ class Loader(DodoTaskLoader):
             self.broken = str(exc)
         self.state_dir = os.path.join(project_dir, ".hpcdo")
         os.makedirs(self.state_dir, exist_ok=True)
-        self.opt_values = opt_values
         self.user_verbosity = None
         if opt_values.get("hpcdo_report") or opt_values.get("hpcdo_junit"):
             from . import callreport
@@ -103,6 +108,9 @@ class Loader(DodoTaskLoader):
         A setting in ``DOIT_CONFIG`` (dodo.py), in ``[tool.doit]`` (pyproject.toml) or
         doit.cfg, or on the command line wins over hpcdo's, as doit's conventions say.
         """
+        if self.fleet is not None:
+            # never written: the call ends in load_tasks, each machine's child keeps its own record
+            return {"dep_file": os.path.join(self.state_dir, "doit-fleet-unused.json"), "backend": "json"}
         own = dict(self.namespace.get("DOIT_CONFIG") or {})
         explicit = set(getattr(self.opt_values, "_non_default_keys", ()))
         configured = configured_values(self.config)
@@ -150,6 +158,15 @@ class Loader(DodoTaskLoader):
         return config
 
     def load_tasks(self, cmd, pos_args):
+        if self.fleet is not None:
+            project_dir, value, overrides = self.fleet
+            try:
+                # the words this call was started with, given again to each machine's child
+                code = fleet.main(project_dir, value, overrides, cmd.get_name(), pos_args, sys.argv[1:],
+                                  self.opt_values.get("hpcdo_report"), self.opt_values.get("hpcdo_junit"))
+            except HpcdoError as exc:
+                _fail(str(exc))
+            sys.exit(code)
         project = self.project
         first = pos_args[0] if pos_args else ""
         if self.broken is not None and not (cmd.execute_tasks and first in MACHINE_ONLY):
@@ -258,6 +275,8 @@ class DumpDB(DoitDumpDB):
             path = opt_values["dep_file"]
         else:
             machine = (getattr(doit_cmd, "_CMDLINE_VARS", None) or {}).get("machine") or DEFAULT_MACHINE
+            if fleet.is_fleet(machine):
+                _fail("doit dumpdb takes one machine, not a list: machine=%s (give one of them)" % machine)
             path = os.path.join(".hpcdo", "doit-%s.json" % machine)
         try:
             with open(path) as fh:

@@ -67,7 +67,7 @@ import os
 import re
 import string
 
-from . import ConfigError, sweep
+from . import ConfigError, figures, sweep
 from . import inputs as input_store
 from .analysis import Analysis
 from .outputs import OWN_FILES
@@ -331,6 +331,8 @@ class Recipe:
         self.build_target = build_target
         self.runs = {}
         self.analyses = {}
+        #: figure name -> (results file, key): see :meth:`figure`
+        self.figures = {}
         #: set by the loader: the recipe file, for messages
         self.path = None
 
@@ -410,6 +412,12 @@ class Recipe:
             self.analyses[name] = Analysis(self, name, function, runs, outputs)
             return function
         return declare
+
+    def figure(self, name, file, key):
+        """Name a number each run writes (the JSON ``file`` of its results, at ``key``), shown per
+        run and machine by ``doit machine=a,b,c``: ``recipe.figure("MLUPS", "summary.json", "mlups")``
+        (see :mod:`hpcdo.figures`)."""
+        self.figures[name] = figures.check(self.name, self.figures, name, file, key)
 
     def cmake_options_for(self, machine):
         """The recipe's options, then the machine file's, then the recipe's per-machine ones."""

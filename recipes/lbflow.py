@@ -34,6 +34,9 @@ for geometry in ("straight", "bifurcation", "stenosis"):
                args=["--geometry", "{geometry}", "--steps", 3000, "--tau", 1.0, "--force", 5e-5],
                cores=1, walltime="00:05:00")
 
+# the column MLUPS of `doit machine=a,b,c`'s table of runs across machines
+recipe.figure("MLUPS", "summary.json", "mlups")
+
 #: the picture is made only where matplotlib is installed (the extra hpcdo[demo])
 def _have_matplotlib():
     try:
