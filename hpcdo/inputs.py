@@ -104,10 +104,11 @@ def check_declared(label, inputs, executable, check_name):
     return declared
 
 
-def check_run(label, recipe, names, geometry_file):
-    """A run's ``inputs=``: a list of declared input names, none twice, none named as its geometry file."""
+def check_run(label, recipe, names, geometry):
+    """A run's ``inputs=``: a list of declared input names, none twice, none named as its geometry's file."""
     if names is None:
         return ()
+    geometry_file = geometry and os.path.basename(recipe.geometries[geometry])
     if isinstance(names, str) or not all(isinstance(n, str) for n in names):
         raise ConfigError("%s: inputs must be a list of input names" % label)
     for name in names:
@@ -119,6 +120,11 @@ def check_run(label, recipe, names, geometry_file):
     if len(set(names)) != len(names):
         raise ConfigError("%s: an input is named twice in inputs=%r" % (label, list(names)))
     return tuple(names)
+
+
+def fields(names):
+    """A run's {inputs[NAME]} values: each input's name in the run directory (none without inputs)."""
+    return {FIELD: {n: n for n in names}} if names else {}
 
 
 def is_field(field):

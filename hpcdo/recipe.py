@@ -63,7 +63,6 @@ error line before anything is submitted.
 """
 
 import collections
-import os
 import re
 import string
 
@@ -187,8 +186,7 @@ class Run:
             raise ConfigError("%s: unknown geometry %r (the recipe has: %s)"
                               % (label, geometry, ", ".join(sorted(recipe.geometries)) or "none"))
         self.geometry = geometry
-        self.inputs = input_store.check_run(label, recipe, inputs, geometry and os.path.basename(
-            recipe.geometries[geometry]))
+        self.inputs = input_store.check_run(label, recipe, inputs, geometry)
         if isinstance(args, (str, bytes)):
             raise ConfigError("%s: args must be a list of arguments, not one string" % label)
         self.args = []
@@ -253,11 +251,8 @@ class Run:
 
     def fields(self, layout, geometry_file):
         """The values of the {fields} in args and env, for one layout."""
-        fields = dict(self.params, geometry=geometry_file or "", cores=layout.cores, threads=layout.threads,
-                      tasks=layout.tasks, nodes=layout.nodes, run=self.name)
-        if self.inputs:
-            fields[input_store.FIELD] = {n: n for n in self.inputs}      # {inputs[NAME]}: its name in the run dir
-        return fields
+        return dict(self.params, geometry=geometry_file or "", cores=layout.cores, threads=layout.threads,
+                    tasks=layout.tasks, nodes=layout.nodes, run=self.name, **input_store.fields(self.inputs))
 
     def argv(self, fields):
         """The arguments with their {fields} filled in."""
@@ -320,7 +315,6 @@ class Recipe:
                                   % (label, gname, base))
             self.geometries[gname] = path
         self.outputs = _check_outputs(label, outputs)
-        #: name -> hpcdo.inputs.Input: see :mod:`hpcdo.inputs`
         self.inputs = input_store.check_declared(label, inputs, executable, check_name)
         if isinstance(modules, str) or not all(isinstance(m, str) for m in modules):
             raise ConfigError("%s: modules must be a list of strings" % label)

@@ -75,26 +75,34 @@ class ResultsUnchanged:
     """doit ``uptodate``: the runs' results hold what they held when the analysis last ran.
 
     Asked once the fetches it depends on have run; the digest it computes is
-    saved with the task's values when the analysis succeeds.
+    saved with the task's values when the analysis succeeds, and so is each
+    file's size, modification time and hash, so that a later call hashes
+    again only the files whose size or time changed (a no-op call reads no
+    result file).
     """
 
-    KEY = "_hpcdo_results"
+    KEY, FILES = "_hpcdo_results", "_hpcdo_result_files"
 
     def __init__(self, results):
         self.results = dict(results)
 
     def __call__(self, task, values):
-        digest = results_digest(self.results)
-        task.value_savers.append(lambda: {self.KEY: digest})
+        seen = {}
+        digest = results_digest(self.results, values.get(self.FILES) or {}, seen)
+        task.value_savers.append(lambda: {self.KEY: digest, self.FILES: seen})
         return values.get(self.KEY) == digest
 
 
-def results_digest(results):
+def results_digest(results, known=None, seen=None):
     """A hash of the content of each run's results directory (``{run: dir}``).
 
     The provenance file counts without ``fetched_at``, which a fetch of the
     same results rewrites; a missing directory counts as missing.
+    ``known``: {path: [size, mtime_ns, hash]} of an earlier call, whose hash
+    is taken for a file of the same size and time; ``seen`` is filled so.
     """
+    known = known or {}
+    seen = {} if seen is None else seen
     h = hashlib.sha256()
     for run in sorted(results):
         top = results[run]
@@ -107,8 +115,23 @@ def results_digest(results):
                 if name.startswith(".") or os.path.islink(path):
                     continue
                 h.update(b"file\0%s\0" % rel.encode())
-                h.update(_content(path, rel == PROVENANCE))
+                h.update(_cached(path, rel == PROVENANCE, known, seen))
     return h.hexdigest()
+
+
+def _cached(path, provenance, known, seen):
+    """The content hash of ``path``, from ``known`` when its size and time are the same."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return b"unreadable"
+    was = known.get(path)
+    if isinstance(was, list) and len(was) == 3 and was[:2] == [st.st_size, st.st_mtime_ns]:
+        digest = bytes.fromhex(was[2])
+    else:
+        digest = _content(path, provenance)
+    seen[path] = [st.st_size, st.st_mtime_ns, digest.hex()]
+    return digest
 
 
 def _content(path, provenance):

@@ -1,6 +1,8 @@
 """Analysis tasks: their dependencies, and the clashes refused before anything runs."""
 
+import hashlib
 import json
+import os
 import types
 
 import pytest
@@ -112,3 +114,22 @@ def test_a_function_it_calls_counts_in_its_code_digest():
     exec("def helper(): return 2\n", ns)
     ns["helper"].__module__ = "m"
     assert Analysis(recipe(), "t", ns["f"], None, ["x"]).code_digest() != first
+
+
+def test_a_file_of_the_same_size_and_time_is_not_read_again(tmp_path):
+    run = tmp_path / "a"
+    _fetched(run, "t1")
+    seen = {}
+    first = analyse.results_digest({"a": str(run)}, {}, seen)
+    velocity = str(run / "velocity.csv")
+    assert seen[velocity][2] == hashlib.sha256(b"1,2\n").hexdigest()
+    # a recorded hash is trusted while size and time match: the file is not read
+    lied = {path: list(entry) for path, entry in seen.items()}
+    lied[velocity][2] = hashlib.sha256(b"other").hexdigest()
+    assert analyse.results_digest({"a": str(run)}, lied, {}) != first
+    assert analyse.results_digest({"a": str(run)}, seen, {}) == first
+    # a changed time (a fetch rewrote it) reads it again
+    os.utime(velocity, ns=(1, 1))
+    again = {}
+    assert analyse.results_digest({"a": str(run)}, lied, again) == first
+    assert again[velocity][1] == 1
