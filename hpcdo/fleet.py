@@ -44,6 +44,8 @@ from .layer import MACHINE_NAME
 SEP = ","
 #: doit commands that name one machine's tasks or record: refused with a list
 ONE_MACHINE_COMMANDS = ("info", "help", "dumpdb")
+#: tasks whose output is an answer (a table, a jobscript): each machine's shown whole
+ANSWERS = ("status", "jobscript", "check")
 #: after Ctrl-C, seconds a child is given to stop by itself, then after SIGINT, then after SIGTERM
 GRACE = (5.0, 10.0, 5.0)
 
@@ -140,20 +142,28 @@ def child_argv(words, value, machine, report_path, own_report="", own_junit=""):
     return ["--report", report_path] + out
 
 
+#: how a child's lines are shown: as they come, all together when it ends (an answer such as
+#: ``status``, whose table would otherwise interleave with other machines'), or not (``--json``)
+LIVE, GROUPED, CAPTURED = "live", "grouped", "captured"
+
+
 class Child:
     """One machine's ``doit`` call: its process, its pumps, what it said."""
 
-    def __init__(self, machine, argv, report_path, width, capture=False):
+    #: what runs, before the child's words
+    program = [sys.executable, "-m", "doit"]
+
+    def __init__(self, machine, argv, report_path, width, mode=LIVE):
         self.machine, self.argv, self.report_path = machine, argv, report_path
         self.prefix = "%-*s | " % (width, machine)
-        self.capture = capture          # keep stdout whole (status --json), not shown line by line
+        self.mode = mode
         self.stdout, self.errors = [], []
-        self.proc, self.pumps = None, []
+        self.proc, self.pumps, self.lock = None, [], None
         self.started = self.ended = None
 
     def start(self, cwd, env, lock):
-        self.started = time.monotonic()
-        self.proc = subprocess.Popen([sys.executable, "-m", "doit"] + self.argv, cwd=cwd, env=env,
+        self.started, self.lock = time.monotonic(), lock
+        self.proc = subprocess.Popen(self.program + self.argv, cwd=cwd, env=env,
                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, bufsize=1, text=True, errors="replace")
         for stream, out, keep in ((self.proc.stdout, sys.stdout, self.stdout),
@@ -165,12 +175,15 @@ class Child:
     def _pump(self, stream, out, keep, lock):
         for line in stream:
             keep.append(line)
-            if self.capture and keep is self.stdout:
-                continue
-            with lock:
-                out.write(self.prefix + line if line.endswith("\n") else self.prefix + line + "\n")
-                out.flush()
+            if self.mode == LIVE or (self.mode == CAPTURED and keep is self.errors):
+                self._show(out, [line], lock)
         stream.close()
+
+    def _show(self, out, lines, lock):
+        with lock:
+            for line in lines:
+                out.write(self.prefix + line if line.endswith("\n") else self.prefix + line + "\n")
+            out.flush()
 
     def wait(self, timeout=None):
         code = self.proc.wait(timeout)
@@ -178,6 +191,9 @@ class Child:
             pump.join()
         if self.ended is None:
             self.ended = time.monotonic()
+            if self.mode == GROUPED:
+                self._show(sys.stdout, self.stdout, self.lock)
+                self._show(sys.stderr, self.errors, self.lock)
         return code
 
     @property
@@ -266,6 +282,8 @@ def main(project_dir, value, overrides, command, pos_args, words, own_report="",
                           % (command, value))
     machines = plan(project_dir, value, overrides)
     as_json = bool(pos_args) and pos_args[0] == "status" and "--json" in pos_args
+    answers = command != "run" or (bool(pos_args) and pos_args[0] in ANSWERS)
+    mode = CAPTURED if as_json else GROUPED if answers else LIVE
     width = max(len(m) for m in machines)
     tmp = tempfile.mkdtemp(prefix="hpcdo-fleet-")
     children = []
@@ -273,7 +291,7 @@ def main(project_dir, value, overrides, command, pos_args, words, own_report="",
         for machine in machines:
             path = os.path.join(tmp, "report-%s.json" % machine)
             children.append(Child(machine, child_argv(words, value, machine, path, own_report, own_junit), path, width,
-                                  capture=as_json))
+                                  mode))
         started = time.monotonic()
         try:
             run_children(children, os.getcwd(), dict(os.environ))

@@ -8,6 +8,7 @@ with commands that build nothing (``jobscript``, ``status --json``, ``list``).
 
 import json
 import os
+import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -255,3 +256,32 @@ def test_refusals_are_one_line(two_local, words, said):
     assert proc.stderr.startswith(said) and proc.stderr.count("\n") == 1, proc.stderr
     assert proc.stdout == ""
     assert not os.path.exists(os.path.dirname(str(two_local)) + "/work-a")
+
+
+def test_status_tables_of_two_machines_are_shown_each_whole(two_local):
+    proc = doit(two_local, "machine=localhost,other", "status")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    owners = [line.split(" | ", 1)[0].strip() for line in proc.stdout.splitlines() if " | " in line]
+    # one block per machine, in the order the list names them: never interleaved
+    assert owners == sorted(owners, key=["localhost", "other"].index) and set(owners) == {"localhost", "other"}
+    for machine in ("localhost", "other"):
+        rows = [line for line in proc.stdout.splitlines() if line.startswith(machine)]
+        assert any(re.search(r"\| run +job +state", row) for row in rows), rows
+        assert sum(1 for row in rows if re.search(r"\| run (short|long) ", row)) == 2, rows
+
+
+SLOW = "import sys, time\nfor i in range(4):\n    print('line', i, flush=True)\n    time.sleep(0.3)\n"
+
+
+@pytest.mark.parametrize("mode", [fleet.LIVE, fleet.GROUPED])
+def test_lines_are_shown_as_they_come_or_each_child_whole(tmp_path, capsys, monkeypatch, mode):
+    monkeypatch.setattr(fleet.Child, "program", [sys.executable, "-c", SLOW])
+    children = [fleet.Child(name, [], "", 5, mode) for name in ("one", "two")]
+    fleet.run_children(children, str(tmp_path), dict(os.environ))
+    owners = [line.split(" | ")[0].strip() for line in capsys.readouterr().out.splitlines()]
+    assert sorted(owners) == ["one"] * 4 + ["two"] * 4
+    if mode == fleet.GROUPED:
+        assert owners == ["one"] * 4 + ["two"] * 4
+    else:
+        # both ran at once, and each line was shown when it came
+        assert owners != ["one"] * 4 + ["two"] * 4 and owners != ["two"] * 4 + ["one"] * 4
