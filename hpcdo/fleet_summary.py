@@ -72,9 +72,11 @@ class Fleet:
         doc = self.reports.get(child.machine) or {}
         failed = [s for s in doc.get("steps") or () if s.get("state") == "failed"]
         if failed:
-            first = (failed[0].get("message") or "failed").strip().splitlines()[0]
-            more = " (and %d more failed steps)" % (len(failed) - 1) if len(failed) > 1 else ""
-            return "%s: %s%s" % (failed[0]["task"], first, more)
+            lines = [((s.get("message") or "failed").strip().splitlines() or ["failed"])[0] for s in failed]
+            same = lines.count(lines[0]) - 1
+            more = [" (the same for %d more steps)" % same if same else "",
+                    " (and %d more failed steps)" % (len(lines) - 1 - same) if len(lines) - 1 > same else ""]
+            return "%s: %s%s" % (failed[0]["task"], lines[0], "".join(more))
         return child.error_line() or "exit code %s" % child.code
 
     def machines_text(self):

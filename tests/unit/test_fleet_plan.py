@@ -136,7 +136,8 @@ def test_summary_table_reads_reports_and_figures(tmp_path):
                          [run_record("flow", "r-1", "completed", 65, "m1"),
                           run_record("flow", "r.2", "completed", 3700, "m1")]),
         "m2": report_doc("m2", [{"task": "wait:r.2", "state": "failed", "message": "run r.2: job 7 failed\nlog: x"},
-                                {"task": "wait:r-1", "state": "failed", "message": "other"}],
+                                {"task": "wait:r-1", "state": "failed", "message": "other"},
+                                {"task": "submit:r-1", "state": "failed", "message": "run r.2: job 7 failed\nmore"}],
                          [run_record("flow", "r-1", "completed", None, "m2"),
                           run_record("flow", "r.2", "failed", 2, "m2")]),
     }
@@ -153,7 +154,7 @@ def test_summary_table_reads_reports_and_figures(tmp_path):
     assert text[0] == "3 machines: 1 ok, 2 failed (0:01:20)"
     assert text[1].split() == ["m1", "ok", "0:01:05"]
     assert text[2].split(None, 3) == ["m2", "FAILED", "0:01:05",
-                                      "wait:r.2: run r.2: job 7 failed (and 1 more failed steps)"]
+                                      "wait:r.2: run r.2: job 7 failed (the same for 1 more steps) (and 1 more failed steps)"]
     assert text[3].split(None, 3) == ["m3", "FAILED", "0:01:05", "hpcdo: error: cannot connect to m3: refused"]
     assert [line.split() for line in text[4:]] == [
         ["run", "machine", "state", "wall", "MLUPS", "wall"],
@@ -170,8 +171,8 @@ def test_summary_table_reads_reports_and_figures(tmp_path):
     junit = ET.fromstring(result.junit())
     assert [s.get("name") for s in junit] == ["hpcdo.m1.steps", "hpcdo.m1.runs", "hpcdo.m2.steps",
                                               "hpcdo.m2.runs", "hpcdo.m3"]
-    # m2's two failed steps and failed run, and m3's call
-    assert junit.get("failures") == "4" and junit.get("tests") == "8"
+    # m2's three failed steps and failed run, and m3's call
+    assert junit.get("failures") == "5" and junit.get("tests") == "9"
 
 
 def test_machines_text_only_when_no_runs(tmp_path):
