@@ -21,6 +21,7 @@ from . import status
 from .recipe import Recipe
 from .session import Session
 from .steps import Steps
+from .steps import loop as loops
 from .target import Target
 
 DEFAULT_MACHINE = config.LOCAL_MACHINE
@@ -97,6 +98,8 @@ class Project:
         self.recipes = load_recipes(self.dir)
         templates = jobscript.environment(self.dir)
         self.targets = [Target(self.session, r, self.dir, templates) for r in self.recipes]
+        # each loop's iterations known from the fetched results become runs (hpcdo.steps.loop)
+        loops.materialise(self.targets)
         self.session.targets = self.targets          # what the probe asks about
         self.steps = Steps(self.session, self.targets)
         # a run the machine cannot hold (cores not a multiple of threads, too

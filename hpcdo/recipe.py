@@ -69,6 +69,7 @@ import string
 from . import ConfigError, figures, sweep
 from . import inputs as input_store
 from .analysis import Analysis
+from .loop import Loop
 from .outputs import OWN_FILES
 from .schema import ENV_NAME
 from .sources import Git, LocalTree
@@ -325,6 +326,8 @@ class Recipe:
         self.build_target = build_target
         self.runs = {}
         self.analyses = {}
+        #: loop name -> hpcdo.loop.Loop: see :meth:`loop`
+        self.loops = {}
         #: figure name -> (results file, key): see :meth:`figure`
         self.figures = {}
         #: set by the loader: the recipe file, for messages
@@ -412,6 +415,20 @@ class Recipe:
         run and machine by ``doit machine=a,b,c``: ``recipe.figure("MLUPS", "summary.json", "mlups")``
         (see :mod:`hpcdo.figures`)."""
         self.figures[name] = figures.check(self.name, self.figures, name, file, key)
+
+    def loop(self, name, first, max_iterations=8, **settings):
+        """Declare an iterative workflow, as a decorator: ``@recipe.loop("calib", first={"force": 1e-5},
+        args=["--force", "{force}"])`` over ``def calib(results, params, history)``, which returns
+        ``Next(value, **params)`` or ``Converged(value)``; ``settings`` are :meth:`run`'s (see
+        :mod:`hpcdo.loop`).  Iteration k is the run ``<name>-0k``."""
+        check_name("loop", name)
+        if name in self.loops:
+            raise ConfigError("recipe %s: loop %r is defined twice" % (self.name, name))
+
+        def declare(function):
+            self.loops[name] = Loop(self, name, function, first, max_iterations, settings, Run)
+            return function
+        return declare
 
     def cmake_options_for(self, machine):
         """The recipe's options, then the machine file's, then the recipe's per-machine ones."""

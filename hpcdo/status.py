@@ -7,7 +7,7 @@ JSON document is stable and described in ``docs/reports.md``:
 
 import time
 
-from . import outcomes
+from . import loop, outcomes
 from .recipe import Git
 
 
@@ -56,7 +56,9 @@ def document(project, now=None):
     return {"schema": outcomes.SCHEMA, "generated": outcomes.iso(now),
             "machine": {"name": machine.name, "host": project.session.remote.host,
                         "scheduler": machine.scheduler},
-            "steps": step_states(project), "runs": [item.to_dict() for item in runs], "totals": counts}
+            "steps": step_states(project), "runs": [item.to_dict() for item in runs], "totals": counts,
+            **({"loops": loop.status_document(project.steps.targets)} if any(
+                t.recipe.loops for t in project.steps.targets) else {})}
 
 
 def _when(stamp, now):
@@ -97,4 +99,5 @@ def table(project, now=None):
     widths = [max(len(r[i]) for r in rows) for i in range(len(RUN_COLUMNS) - 1)]
     for row in rows:
         lines.append("  ".join(v.ljust(widths[i]) if i < len(widths) else v for i, v in enumerate(row)).rstrip())
+    lines += loop.status_lines(project.steps.targets)        # each loop's history (hpcdo.loop)
     return "\n".join(lines)

@@ -24,6 +24,7 @@ from . import HpcdoError
 from .schedulers.base import JobState
 from .steps import analyse, send_input, steer
 from .steps.check import check_machine
+from .steps import loop as loops
 
 
 def _action(func, *args):
@@ -119,7 +120,11 @@ def generate(project, words=()):
     targets, jobs, submit = steps.targets, steps.jobs, steps.jobs.submit
     many = len(targets) > 1
     machine = project.machine.name
-    runs = steps.runs()
+    all_runs = steps.runs()
+    # a loop's iterations are run by its task loop:<name>, one after another
+    runs = [(t, run) for t, run in all_runs if not loops.is_iteration(run)]
+    in_loop = {run.name: "loop:" + run.loop.name for _t, run in all_runs if loops.is_iteration(run)}
+    loop_steps = [(t, loops.LoopStep(steps, t, lp)) for t in targets for lp in t.recipe.loops.values()]
     submits = ["submit:" + run.name for _t, run in runs]
     batch = batch_scope(words, [run.name for _t, run in runs])
     if len(batch) < 2:
@@ -132,10 +137,11 @@ def generate(project, words=()):
     yield _group("submit", "submit every run", [])
     yield _group("wait", "submit every run, then wait for all", submits)
     # a recipe's analyses run last, once the runs they read are fetched
-    analyses = list(analyse.tasks(project, lambda run_name: "fetch_results:" + run_name))
+    analyses = list(analyse.tasks(project, lambda run_name: in_loop.get(run_name, "fetch_results:" + run_name)))
     yield _group("fetch_results", "the whole pipeline: build, submit every run, wait, fetch every result"
                  + (", then analyse them" if analyses else ""),
-                 submits + ["analyse:" + a["name"] for a in analyses])
+                 submits + ["loop:" + s.loop.name for _t, s in loop_steps] +
+                 ["analyse:" + a["name"] for a in analyses])
     if analyses:
         yield _group("analyse", "every analysis of fetched results (each fetches what it reads first)", [])
         yield from analyses
@@ -192,18 +198,27 @@ def generate(project, words=()):
                     _action(results.do_fetch, run), _check(results.fetch_current, run, why=results.why_fetch),
                     ["wait:" + run.name])
 
+    if loop_steps:
+        yield _group("loop", "run every loop of iterations until it converges", [])
+    for target, step in loop_steps:
+        geometry = step.loop.settings.get("geometry")
+        yield _task("loop:" + step.loop.name, "%s: iterate %s on %s (at most %d runs) until it converges"
+                    % (target.recipe.name, step.loop.name, machine, step.loop.max_iterations),
+                    _action(step.do_loop), _check(step.current, why=step.why),
+                    [_step("compile", target, many)] + (["send_geometry:" + geometry] if geometry else []))
+
     yield {"basename": "jobscript", "pos_arg": "names", "verbosity": 2, "uptodate": [False],
            "doc": "print the jobscripts of the named runs for %s, without submitting: "
                   "doit jobscript RUN..." % machine,
-           "actions": [_jobscripts(project, runs)]}
+           "actions": [_jobscripts(project, all_runs)]}
     yield {"basename": "cancel", "pos_arg": "names", "verbosity": 2, "uptodate": [False],
            "doc": "cancel the pending or running jobs of the named runs (all runs if none) on %s: "
                   "doit cancel [RUN...]" % machine,
-           "actions": [_cancel(project, runs)]}
+           "actions": [_cancel(project, all_runs)]}
     yield {"basename": "retry", "pos_arg": "names", "verbosity": 2, "uptodate": [False],
            "doc": "submit again the named runs (all failed runs if none) whose job failed for their "
                   "current inputs on %s: doit retry [RUN...]" % machine,
-           "actions": [_retry(project, runs)]}
+           "actions": [_retry(project, all_runs)]}
     # ``steer RUN`` and ``tail RUN``: look into a running job (hpcdo.steps.steer)
     yield from steer.tasks(project, runs)
     yield {"basename": "status", "doc": "show each step's state and each run's job, state, queue reason, "
