@@ -11,6 +11,7 @@ cluster, from Slurm.
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -113,7 +114,7 @@ def test_a_loop_resumes_where_it_was_killed_and_reruns_from_the_first_changed_it
     assert "hpcdo: loop cal: iteration 7 (cal-07): force=" in out.out and ", converged" in out.out, out
     if project.cluster is not None:
         for it in its:
-            jobs = project.cluster.squeue("/runs/" + it["run"])
+            jobs = project.cluster.squeue("%s/lbflow/runs/%s" % (project.remote_root, it["run"]))
             assert len(jobs) == 1, (it["run"], jobs)
 
     # converged: a no-op executes no task and asks the machine once
@@ -143,7 +144,47 @@ def test_a_loop_resumes_where_it_was_killed_and_reruns_from_the_first_changed_it
     its = check_history(project, 5, exponent_from_3=0.9)
     if project.cluster is not None:
         for it in its:
-            jobs = project.cluster.squeue("/runs/" + it["run"])
+            jobs = project.cluster.squeue("%s/lbflow/runs/%s" % (project.remote_root, it["run"]))
             assert len(jobs) == (1 if it["iteration"] < 4 else 2), (it["run"], jobs)
     out = project.doit("fetch_results")
     assert out.ran == [] and [t["what"] for t in out.trace if t["op"] == "run"] == ["probe"], out
+
+
+def test_the_calibration_demo_converges_within_one_percent(loop_project):
+    """demo/calibrate, as the README runs it: lbflow's force calibrated to a flow rate of 3.0 through
+    the stenosis, within 1% in at most 8 iterations; then a no-op is one remote operation."""
+    project = loop_project
+    demo = project.file("demo/calibrate")
+    for name in ("machines", "jobscripts"):          # the test cluster's machines and templates
+        if os.path.isdir(project.file(name)):
+            shutil.copytree(project.file(name), os.path.join(demo, name))
+    argv = [sys.executable, "-m", "doit", "machine=" + project.machine, "remote_root=" + project.remote_root]
+
+    def doit(*args):
+        trace = os.path.join(demo, ".trace.jsonl")
+        proc = subprocess.run(argv + list(args), cwd=demo, capture_output=True, text=True, timeout=600,
+                              env=dict(os.environ, HPCDO_TRACE=trace))
+        with open(trace) as fh:
+            ops = [json.loads(line) for line in fh]
+        os.remove(trace)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return proc, ops
+
+    proc, _ops = doit("fetch_results")
+    out = os.path.join(demo, "results", project.machine)
+    with open(os.path.join(out, "calibrate.history.json")) as fh:
+        doc = json.load(fh)
+    its = doc["iterations"]
+    assert doc["state"] == "converged" and 2 <= len(its) <= 8, doc
+    assert abs(its[-1]["value"] - 3.0) <= 0.03 and all(abs(it["value"] - 3.0) > 0.03 for it in its[:-1]), doc
+    for it in its:
+        with open(os.path.join(out, it["run"], "summary.json")) as fh:
+            summary = json.load(fh)
+        assert summary["force"] == pytest.approx(it["params"]["force"]) and summary["flow_rate_mid"] == it["value"]
+        assert summary["geometry"] == "stenosis", summary
+    assert os.path.getsize(os.path.join(out, "calibrate.convergence.png")) > 1000
+    assert "converged" in proc.stderr, proc.stderr
+
+    proc, ops = doit("fetch_results")
+    assert "\n.  " not in "\n" + proc.stdout and "-- loop:calibrate" in proc.stdout, proc.stdout
+    assert [t["what"] for t in ops if t["op"] == "run"] == ["probe"], ops
