@@ -114,6 +114,9 @@ def test_three_machines_at_once_then_a_noop_on_all_three(fleet):
     said = by_machine(proc.stdout)
     doc = report(fleet, "fleet.json")
     assert doc["outcome"] == "success" and doc["machines"] == machines and doc["failed"] == []
+    # the three calls ran at once: some moment lies within every one of them
+    spans = [(doc["reports"][m]["started"], doc["reports"][m]["ended"]) for m in machines]
+    assert max(start for start, _ in spans) <= min(end for _, end in spans), spans
     rows = table(proc.stdout)
     for machine, root in (("localhost", fleet.remote_root), ("testslurm", fleet.roots["testslurm"]),
                           ("testsge", fleet.roots["testsge"])):
