@@ -147,6 +147,7 @@ class LoopStep:
             import matplotlib
             matplotlib.use("Agg")
             from matplotlib import pyplot
+            from matplotlib.ticker import MaxNLocator
         except ImportError:
             return "loop %s: history in %s; %s %s" % (
                 self.loop.name, os.path.relpath(self.history_path(), self.target.project_dir), rel, NO_PLOT)
@@ -161,6 +162,7 @@ class LoopStep:
             ax.set_ylabel(key)
             ax.grid(True, alpha=0.3)
         axes[-1, 0].set_xlabel("iteration")
+        axes[-1, 0].xaxis.set_major_locator(MaxNLocator(integer=True))
         axes[0, 0].set_title("loop %s on %s: %s" % (self.loop.name, self.target.machine.name,
                                                    _outcome_text(iterations[-1]) if iterations else "open"))
         fig.tight_layout()

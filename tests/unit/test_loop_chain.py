@@ -241,3 +241,32 @@ def test_materialise_adds_the_known_iterations_as_runs_and_status_shows_them(tmp
     assert "loop     cal (recipe r, at most 8 iterations): iteration 2 is next" in text
     assert "  1          cal-01  force=0.1                  0.4    next" in text, text
     assert "  2          cal-02  force=0.17500000000000002  -      open" in text, text
+
+
+def test_history_file_and_plot_or_one_line_without_matplotlib(tmp_path, monkeypatch):
+    from hpcdo.steps.loop import NO_PLOT, LoopStep
+    rec = recipe()
+    loop = declare(rec, halving())
+    results = Results(tmp_path / "fetched")
+    iterations = run_all(loop, results)
+
+    class Target:
+        recipe, project_dir = rec, str(tmp_path)
+
+        class machine:
+            name = "m"
+
+    class Steps:
+        jobs, results = None, {"r": None}
+    step = LoopStep(Steps, Target, loop)
+    step.write_history(iterations)
+    with open(str(tmp_path / "results" / "m" / "cal.history.json")) as fh:
+        doc = json.load(fh)
+    assert doc["state"] == "converged" and [i["params"]["force"] for i in doc["iterations"]] == \
+        [it.params["force"] for it in iterations]
+    pytest.importorskip("matplotlib")
+    assert step.write_plot(iterations) == "loop cal: wrote results/m/cal.history.json and results/m/cal.convergence.png"
+    assert os.path.getsize(str(tmp_path / "results" / "m" / "cal.convergence.png")) > 1000
+    monkeypatch.setitem(__import__("sys").modules, "matplotlib", None)
+    line = step.write_plot(iterations)
+    assert line == "loop cal: history in results/m/cal.history.json; results/m/cal.convergence.png " + NO_PLOT
