@@ -192,7 +192,8 @@ def test_status_of_several_machines(fleet):
     doc = json.loads(proc.stdout)
     assert sorted(doc["machines"]) == ["localhost", "testsge"]
     for machine, one in doc["machines"].items():
-        assert one["machine"]["name"] == machine if isinstance(one.get("machine"), dict) else True
+        assert one["machine"]["name"] == machine
+        assert one["machine"]["scheduler"] == {"localhost": "local", "testsge": "sge"}[machine]
         assert sorted(r["run"] for r in one["runs"]) == sorted(r for r, _, _ in RUNS)
         assert {r["state"] for r in one["runs"]} == {"never_submitted"}
 
