@@ -166,6 +166,10 @@ class Loader(DodoTaskLoader):
                                   self.opt_values.get("hpcdo_report"), self.opt_values.get("hpcdo_junit"))
             except HpcdoError as exc:
                 _fail(str(exc))
+            except KeyboardInterrupt:
+                # before any machine's call started, or after all ended: nothing to say of them
+                sys.stderr.write("\nhpcdo: interrupted\n")
+                code = 130
             sys.exit(code)
         project = self.project
         first = pos_args[0] if pos_args else ""
