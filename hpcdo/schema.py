@@ -56,6 +56,9 @@ def _env_map(v):
 #: the SSH clients a machine may use
 TRANSPORTS = ("paramiko", "openssh")
 
+#: how a machine packs runs into jobs (the ``pack`` key)
+PACKS = ("none",)
+
 #: key -> (check, what the check wants, help)
 SCHEMA = {
     "description": (_str_or_none, "a string", "one line about the machine"),
@@ -121,6 +124,11 @@ SCHEMA = {
     "poll_max": (_number, "a positive number", "longest wait between job polls, seconds"),
     "scheduler_timeout": (_number, "a positive number",
                           "how long a wait bears a scheduler that does not answer, seconds"),
+    "max_jobs": (lambda v: _int(v) and v >= 0, "a whole number (0: no limit)",
+                 "most jobs the user may have queued or running at once (array elements count one each); "
+                 "hpcdo submits more as jobs end"),
+    "pack": (lambda v: v in PACKS, "one of: " + ", ".join(PACKS),
+             "how runs share jobs: none (a job each)"),
     "retries": (lambda v: _int(v) and v >= 0, "a whole number (0: never)",
                 "how often a run whose job the machine lost (node failure, preemption, a job gone "
                 "without a trace) is submitted again by itself"),
@@ -130,7 +138,7 @@ SCHEMA = {
 NEEDED = ("scheduler", "remote_root")
 
 #: keys whose value names one of a fixed set
-CHOICES = {"scheduler": SCHEDULERS, "launcher": LAUNCHERS, "transport": TRANSPORTS}
+CHOICES = {"scheduler": SCHEDULERS, "launcher": LAUNCHERS, "transport": TRANSPORTS, "pack": PACKS}
 
 
 def check_layer(layer, label):

@@ -165,11 +165,12 @@ def parse_manifest(text):
 
 
 def parse_submit(text):
-    """{run key: (outcome, detail)}, outcome one of submitted, busy, changed, error."""
+    """{run key: (outcome, detail)}, outcome one of submitted, busy, changed, error, deferred
+    (no free place in the user's queue: ``max_jobs``)."""
     found = {}
     for line in text.splitlines():
         words = line.split(" ", 2)
-        if len(words) < 2 or words[0] not in ("@submitted", "@busy", "@changed", "@error"):
+        if len(words) < 2 or words[0] not in ("@submitted", "@busy", "@changed", "@error", "@deferred"):
             continue
         outcome, key, detail = words[0][1:], words[1], (words[2] if len(words) > 2 else "").strip()
         if outcome == "error" and key in found and found[key][0] == "error":

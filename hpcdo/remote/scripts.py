@@ -336,7 +336,7 @@ class SubmitRequest:
         self.jobscript = jobscript if jobscript.endswith("\n") else jobscript + "\n"
 
 
-def submit_script(remote_root, requests, scheduler):
+def submit_script(remote_root, requests, scheduler, max_jobs=0, known=0):
     """Submit every request's jobscript, at most once per run, in one script.
 
     Each run's block takes a lock in its run directory and submits only if
@@ -345,10 +345,14 @@ def submit_script(remote_root, requests, scheduler):
     id and submits nothing.  It ignores hang-ups and interrupts, so a dropped
     connection or Ctrl-C cannot stop it between the submission and recording
     the job id.  Every answer line names the run it is about.
+    ``max_jobs``: submit only while the user has fewer jobs queued (at
+    least ``known``, the jobs the caller knows active); the rest answer
+    ``@deferred``.
     """
     return _script(remote_root, "submit.sh", requests=[_request_values(r) for r in requests],
                    lock_life=LOCK_LIFE, submit=code(scheduler.submit_snippet()),
-                   cancel=code(scheduler.cancel_snippet()))
+                   cancel=code(scheduler.cancel_snippet()), max_jobs=int(max_jobs or 0), known=int(known),
+                   count=code(scheduler.count_snippet()) if max_jobs else None)
 
 
 def _request_values(req):
@@ -357,7 +361,7 @@ def _request_values(req):
     end = "HPCDO_END_%s" % hashlib.sha256(req.jobscript.encode()).hexdigest()[:16]
     assert end not in req.jobscript
     return {
-        "key": quoted(req.key), "rundir": quoted(req.rundir), "expected_id": quoted(req.expected_id),
+        "key": quoted(req.key), "rundir": quoted(req.rundir), "slots": int(getattr(req, "slots", 1)), "expected_id": quoted(req.expected_id),
         "sig": quoted(req.sig), "fresh": bool(req.fresh),
         "binary": quoted('"binary": "%s"' % req.binary) if req.binary and req.build_stamp else None,
         "build_stamp": quoted(req.build_stamp or ""), "names": words(names),

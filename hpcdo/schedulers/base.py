@@ -128,6 +128,10 @@ class Scheduler:
         """Shell that cancels the jobs in ``$ids``."""
         return self.snippet("cancel")
 
+    def count_snippet(self):
+        """Shell that sets ``n`` to the user's jobs queued or running (array elements one each), or empty."""
+        return self.snippet("count")
+
     def parse_status(self, text):
         """{job id: (JobState, exit code or None)} from what ``status_snippet`` printed.
 

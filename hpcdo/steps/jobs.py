@@ -24,6 +24,7 @@ from ..model import Job
 from ..remote import scripts
 from ..schedulers.base import JobState
 from .monitor import JobMonitor
+from .pack import Backlog, max_jobs
 
 #: job states that say the machine, not the program, ended the job: such a
 #: run is submitted again by itself, up to the machine's ``retries`` times
@@ -48,6 +49,8 @@ class Submit:
         self.monitor = monitor
         #: run key -> job id, for runs the batch submitted in this invocation
         self.batched = {}
+        #: runs waiting for a free place in the queue (max_jobs): the waits submit them
+        self.backlog = monitor.backlog = Backlog(self)
 
     def submit_current(self, target, run):
         """The run has a job for these inputs: queued, running, done, or failed in a way that
@@ -137,7 +140,13 @@ class Submit:
         batched = self.batched.get(key)
         if batched:
             return "submitted job %s (with %d others in one command)" % (batched, len(self.batched) - 1)
+        if key in self.backlog:
+            return self.deferred_line(run)
         return self.submit_one(target, run)
+
+    def deferred_line(self, run):
+        return ("run %s waits for a free place in the queue (max_jobs %d on %s): submitted as jobs end, "
+                "while hpcdo waits" % (run.name, max_jobs(self.machine), self.machine.name))
 
     def submit_one(self, target, run, fresh=False):
         """Submit ``run`` in a command of its own, unless a job for its inputs is already there."""
@@ -153,10 +162,15 @@ class Submit:
                 return "job %s for these inputs %s; not submitted again" % (info.id, info.state.value)
             request = self.submit_request(target, run, info, fresh=fresh)
             result = self.session.remote.run(
-                scripts.submit_script(self.machine.remote_root, [request], self.session.scheduler),
+                scripts.submit_script(self.machine.remote_root, [request], self.session.scheduler,
+                                      max_jobs=max_jobs(self.machine), known=self.backlog.known_active()),
                 what="submit " + run.name, private=True)
             outcome, detail = scripts.parse_submit(result.text).get(
                 key, ("error", result.text.strip() or "no answer from the submit script"))
+            if outcome == "deferred":
+                self.monitor.track(key, target.run_dir(run), run.outputs)
+                self.backlog.add(key, (target, run, request))
+                return self.deferred_line(run)
             if outcome == "error" and self.session.scheduler.transient(detail) and away < RETRIES:
                 # the scheduler is away (restarting, overloaded): nothing was
                 # recorded; try again after a growing pause
@@ -196,10 +210,15 @@ class Submit:
         answers = self.send(requests, "submit")
         for key, (dep, run, request) in requests.items():
             outcome, detail = answers.get(key, ("missing", ""))
-            if outcome in ("submitted", "busy", "changed"):
+            if outcome == "deferred":
+                self.monitor.track(key, dep.run_dir(run), run.outputs)
+                self.backlog.add(key, (dep, run, request))
+            elif outcome in ("submitted", "busy", "changed"):
                 if self.submitted(dep, run, request, outcome, detail):
                     self.batched[key] = detail
-        return "submitted %d of %d runs in one command" % (len(self.batched), len(requests))
+        waiting = " (%d wait for a free place: max_jobs %d)" % (len(self.backlog), max_jobs(self.machine)) \
+            if len(self.backlog) else ""
+        return "submitted %d of %d runs in one command%s" % (len(self.batched), len(requests), waiting)
 
     def send(self, requests, verb):
         """Submit ``requests`` ({key: (target, run, SubmitRequest)}) in one command; the script's answers.
@@ -207,7 +226,8 @@ class Submit:
         By stdin: jobscripts carry values other users of the machine must not see.
         """
         script = scripts.submit_script(self.machine.remote_root, [r for _d, _r, r in requests.values()],
-                                       self.session.scheduler)
+                                       self.session.scheduler, max_jobs=max_jobs(self.machine),
+                                       known=self.backlog.known_active())
         result = self.session.remote.run(script, what="%s %d runs" % (verb, len(requests)), private=True)
         return scripts.parse_submit(result.text)
 
@@ -331,7 +351,10 @@ class Jobs:
             answers = self.submit.send(requests, "retry")
             for key, (dep, run, request) in requests.items():
                 outcome, detail = answers.get(key, ("error", "no answer from the submit script"))
-                if self.submit.submitted(dep, run, request, outcome, detail):
+                if outcome == "deferred":
+                    lines.append("run %s: no free place in the queue (max_jobs %d); not submitted: "
+                                 "call retry again later" % (run.name, max_jobs(self.machine)))
+                elif self.submit.submitted(dep, run, request, outcome, detail):
                     lines.append("run %s: submitted job %s; fetch_results waits for it and fetches its "
                                  "results" % (run.name, detail))
                 else:

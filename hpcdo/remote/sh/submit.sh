@@ -39,7 +39,24 @@ hpcdo_submit() {
 hpcdo_cancel() {
 {{ cancel }}
 }
+{##
+max_jobs: the user's jobs in the queue are counted once (by the scheduler;
+one that cannot count takes the jobs the caller knows active), and a run is
+submitted only while there is a free place; the others answer @deferred
+and are sent again in a later round.  A block that submitted exits 10.
+##}
+{% if max_jobs %}
+# shellcheck disable=SC2009,SC2046,SC2086
+{
+{{ count }}
+}
+case $n in -) n={{ known }};; ''|*[!0-9]*) n={{ max_jobs }};; esac
+free=$(({{ max_jobs }} - n))
+{% endif %}
 {% for r in requests %}
+{% if max_jobs %}
+if [ "$free" -lt {{ r.slots }} ]; then printf "@deferred %s\n" {{ r.key }}; else
+{% endif %}
 (
 k={{ r.key }}
 d={{ r.rundir }}
@@ -99,11 +116,15 @@ taken back too.
     printf "@error %s job %s was submitted but its id cannot be recorded in the run directory (disk full or over quota?), so it was cancelled\n" "$k" "$id" >&3; exit 0
   fi
   rm -f .job.id.$$
-  printf "@submitted %s %s\n" "$k" "$id" >&3
+  printf "@submitted %s %s\n" "$k" "$id" >&3{{ "; exit 10" if max_jobs else "" }}
 else
   printf "@error %s the scheduler refused the job:\n" "$k" >&3
   [ -s submit.log ] || printf "@error %s (no message: the run directory may be full)\n" "$k" >&3
   tail -n 5 submit.log | while IFS= read -r l; do printf "@error %s %s\n" "$k" "$l" >&3; done
 fi
 )
+{% if max_jobs %}
+[ $? -ne 10 ] || free=$((free - {{ r.slots }}))
+fi
+{% endif %}
 {% endfor %}
