@@ -172,3 +172,8 @@ def test_max_jobs_keeps_the_queue_within_its_limit_on_slurm(testslurm):
 def test_max_jobs_on_localhost_submits_in_rounds(local_project):
     """The built-in machine: its jobs are background processes, counted by ps."""
     campaign(local_project, 8, 3, 3, "none", None)
+
+
+def test_max_jobs_keeps_the_queue_within_its_limit_on_grid_engine(testsge):
+    """Grid Engine counts with qstat -g d (60 runs: its scheduling interval makes each round slower)."""
+    campaign(testsge, 20, 3, 10, "none", QSTAT)
