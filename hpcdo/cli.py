@@ -30,7 +30,7 @@ from doit.cmd_base import DodoTaskLoader
 from doit.cmd_dumpdb import DumpDB as DoitDumpDB
 
 from . import HpcdoError
-from . import fleet, report, tasks
+from . import config, fleet, report, tasks
 from .project import DEFAULT_MACHINE, Project
 from .steps.check import MachineOnly
 from .remote import trace
@@ -281,6 +281,10 @@ class DumpDB(DoitDumpDB):
             machine = (getattr(doit_cmd, "_CMDLINE_VARS", None) or {}).get("machine") or DEFAULT_MACHINE
             if fleet.is_fleet(machine):
                 _fail("doit dumpdb takes one machine, not a list: machine=%s (give one of them)" % machine)
+            try:            # an alias names its machine's record (tianhe: doit-tianhe2.json)
+                machine = config.Catalogue(os.getcwd()).canonical(machine)
+            except HpcdoError as exc:
+                _fail(str(exc))
             path = os.path.join(".hpcdo", "doit-%s.json" % machine)
         try:
             with open(path) as fh:

@@ -107,6 +107,11 @@ def test_dumpdb_reads_the_machines_json_record(tmp_path):
     assert other.returncode == 2
     assert other.stderr.startswith("hpcdo: error: .hpcdo/doit-archer2.json does not exist")
     assert "Traceback" not in other.stderr
+    # an alias reads its machine's record, not one of its own (tianhe is tianhe2's)
+    alias = subprocess.run([sys.executable, "-m", "doit", "dumpdb", "machine=tianhe"], cwd=str(root),
+                           capture_output=True, text=True, timeout=60)
+    assert alias.returncode == 2
+    assert alias.stderr.startswith("hpcdo: error: .hpcdo/doit-tianhe2.json does not exist"), alias.stderr
 
 
 def test_help_on_a_task_names_its_runs_and_options(tmp_path):
