@@ -84,8 +84,10 @@ def test_init_then_the_example_pipeline_on_localhost(venv):
     assert re.findall(r"^\.  (\S+)$", again.stdout, re.M) == [], again.stdout
     assert "-- fetch_results:short" in again.stdout
     machines = run([str(bindir / "hpcdo"), "machines"], proj, env)
-    assert re.search(r"^localhost\s+local\s+built in$", machines.stdout, re.M), machines.stdout
-    assert re.search(r"^archer2\s+slurm\s+catalogue", machines.stdout, re.M), machines.stdout
+    # columns: machine, aliases ('-' for none), scheduler, where it is defined
+    assert re.search(r"^localhost\s+-\s+local\s+built in$", machines.stdout, re.M), machines.stdout
+    assert re.search(r"^archer2\s+-\s+slurm\s+catalogue", machines.stdout, re.M), machines.stdout
+    assert re.search(r"^tianhe2\s+th2a, tianhe\s+tianhe\s+catalogue", machines.stdout, re.M), machines.stdout
 
 
 def test_the_readmes_first_command_runs_the_demo_in_a_copy_of_the_checkout(tmp_path):
