@@ -8,7 +8,8 @@ operations are counted from HPCDO_TRACE.  Prints a markdown table and
 writes every figure to a JSON file.
 
     bench/run            # full: 30 and 300 runs, 3 repeats (about 10 minutes)
-    bench/run --quick    # smoke pass: small sizes, 1 repeat (under 2 minutes)
+    bench/run --quick    # smoke pass: small sizes, 1 repeat (about 2 minutes)
+    bench/run --only campaign   # the 1,000-run sweep alone
 """
 
 import argparse
@@ -91,8 +92,11 @@ class BenchProject:
                  "    g = %r[i %% 3]" % (GEOMETRIES,),
                  "    recipe.run('r%%04d' %% i, geometry=g, args=['--geometry', '{geometry}', '--steps', "
                  "%d, '--output-every', 0], walltime='00:05:00')" % steps]
-        with open(os.path.join(self.path, "recipes", "bench.py"), "w") as fh:
+        with open(self.recipe_path(), "w") as fh:
             fh.write("\n".join(lines) + "\n")
+
+    def recipe_path(self):
+        return os.path.join(self.path, "recipes", "bench.py")
 
     def doit(self, *args, machine="testslurm", baseline=None, check=True):
         """Run doit; return (seconds, trace records, stdout)."""
@@ -318,6 +322,8 @@ def judge(rows):
                 verdicts.append(("%s at 50 ms (%s): at least 0.8x rsync's throughput" % (case, variant),
                                  ratio >= 0.8, "%.2fx (%.1f vs %.1f MB/s)" % (ratio, mine["mb_per_s"],
                                                                              other["mb_per_s"])))
+    import campaign
+    verdicts.extend(campaign.judge(get, rows))
     return verdicts
 
 
@@ -352,6 +358,9 @@ Baselines, run in the same invocation on the same cluster (bench/baselines.py):
 
 Scenario 6 (bench/results.py) fetches one run of 70,000 one-byte result files and probes it,
 straight to the cluster's sshd: before issue 11.9 that fetch never ended.
+
+Scenario 7 (bench/campaign.py) is a campaign: a 1,000-run sweep from one recipe line under
+`max_jobs: 50`, submitted at 50 ms, run to the end while squeue is sampled, then its no-op.
 
 testslurm keeps its connection in an agent between calls (`persist: 600`), so a no-op pays
 neither the SSH library's start-up nor the handshake; the first call of each benchmark
@@ -407,7 +416,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smoke pass: small sizes, one repeat")
     parser.add_argument("--out", default=os.path.join(HERE, "out", "results.json"))
-    parser.add_argument("--only", help="comma list of scenarios: noop,incremental,list,transfers,results")
+    parser.add_argument("--only", help="comma list of scenarios: noop,incremental,list,transfers,results,campaign")
     parser.add_argument("--doc", help="also write this markdown file (docs/benchmarks.md)")
     args = parser.parse_args()
     ensure_cluster()
@@ -421,7 +430,8 @@ def main():
     # from source, 0.15 s of a 0.45 s no-op, a cost no user pays.
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     compileall.compile_dir(os.path.join(ROOT, "hpcdo"), quiet=1)
-    only = set(args.only.split(",")) if args.only else {"noop", "incremental", "list", "transfers", "results"}
+    only = set(args.only.split(",")) if args.only else {"noop", "incremental", "list", "transfers", "results",
+                                                        "campaign"}
     repeats = 1 if args.quick else 3
     workdir = tempfile.mkdtemp(prefix="hpcdo-bench-")
     latency = Latency(workdir, (0, 50))
@@ -438,6 +448,9 @@ def main():
             scenario_transfers((0, 50), args.quick, rows)
         if "results" in only:
             scenario_results(args.quick, rows)
+        if "campaign" in only:
+            import campaign
+            rows.extend(campaign.run(workdir, latency, BenchProject, row, ops, ssh, args.quick, repeats))
     finally:
         latency.close()
         shutil.rmtree(workdir, ignore_errors=True)
