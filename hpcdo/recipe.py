@@ -63,114 +63,23 @@ error line before anything is submitted.
 """
 
 import collections
-import re
-import string
 
 from . import ConfigError, figures, sweep
 from . import inputs as input_store
 from .analysis import Analysis
 from .loop import Loop
 from .outputs import OWN_FILES
-from .schema import ENV_NAME
+# the checks on names, fields and values (NAME_RE and check_name are part of the API)
+from .recipe_checks import (ARG_FIELDS, NAME_RE, OUTPUT_RE, WALLTIME_RE,  # noqa: F401
+                            check_env, check_fields, check_options, check_outputs, positive,
+                            check_name)
 from .sources import Git, LocalTree
 
 __all__ = ["Recipe", "Run", "LocalTree", "Git", "Layout", "check_name"]
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
-WALLTIME_RE = re.compile(r"^(\d+-)?\d{1,3}:\d{2}:\d{2}\Z")
-OPTION_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(:[A-Z]+)?\Z")
-ENV_RE = ENV_NAME            # the same rule as a machine file's env names
-# output patterns are expanded by the remote shell, so only safe glob text
-OUTPUT_RE = re.compile(r"^[A-Za-z0-9_.*?\[\]-]+(/[A-Za-z0-9_.*?\[\]-]+)*\Z")
-#: the {fields} of args and run env values
-ARG_FIELDS = ("geometry", "cores", "threads", "tasks", "nodes", "run")
-#: values of the right type for each field, to try a format spec like {cores:04d} early
-_SAMPLE_FIELDS = {"geometry": "g.gmy", "cores": 1, "threads": 1, "tasks": 1, "nodes": 1, "run": "r",
-                  "inputs": input_store.Sample()}
-
 #: one run's place on a machine (see the module docstring): cores = tasks x threads,
 #: cpn = tasks per node the job asks for
 Layout = collections.namedtuple("Layout", "cores threads tasks nodes cpn")
-
-
-def check_name(kind, value):
-    """Names become task names and directory names: keep them plain."""
-    if not isinstance(value, str) or not NAME_RE.match(value) or value in (".", ".."):
-        raise ConfigError("%s name %r: use 1-64 letters, digits, '_', '.', '-' (starting with a "
-                          "letter or digit)" % (kind, value))
-    return value
-
-
-def _check_options(label, options):
-    if not isinstance(options, dict):
-        raise ConfigError("%s must be a dict of CMake option names to values" % label)
-    for key, value in options.items():
-        if not isinstance(key, str) or not OPTION_RE.match(key):
-            raise ConfigError("%s: %r is not a CMake option name" % (label, key))
-        if not isinstance(value, (str, int, float, bool)):
-            raise ConfigError("%s: value of %s must be a string, number or bool" % (label, key))
-    return dict(options)
-
-
-def _check_env(label, env):
-    env = dict(env or {})
-    for key, value in env.items():
-        if not isinstance(key, str) or not ENV_RE.match(key):
-            raise ConfigError("%s: %r is not an environment variable name" % (label, key))
-        if not isinstance(value, (str, int, float)):
-            raise ConfigError("%s: value of %s must be a string or number" % (label, key))
-    return {k: str(v) for k, v in env.items()}
-
-
-def _check_outputs(label, outputs):
-    if isinstance(outputs, str):
-        outputs = [outputs]
-    outputs = list(outputs)
-    for pattern in outputs:
-        if not isinstance(pattern, str) or not OUTPUT_RE.match(pattern) or \
-                ".." in pattern.split("/"):
-            raise ConfigError("%s: output pattern %r may use only letters, digits, '_.-/' and "
-                              "glob characters, relative to the run directory" % (label, pattern))
-    return outputs
-
-
-def _positive(value):
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
-
-
-def _check_fields(label, what, text, geometry, params=None, inputs=()):
-    """``text`` of an argument or env value: its {fields} known, their format specs valid.
-
-    ``params``: a sweep run's own fields (its parameters' values, and ``replica``).
-    """
-    if "\r" in text or "\0" in text:
-        # a jobscript line with a carriage return reads as a DOS file
-        # to sbatch; a NUL cannot pass through a shell at all
-        raise ConfigError("%s: %s %r holds a carriage return or NUL byte, which no "
-                          "jobscript can carry" % (label, what, text))
-    if "{" not in text and "}" not in text:
-        return text               # most arguments: nothing to fill in (5000 runs load faster)
-    names = list(ARG_FIELDS) + list(params or ())
-    known = ", ".join("{%s}" % f for f in names[:-1]) + " and {%s}" % names[-1]
-    try:
-        fields = [field for _text, field, _spec, _conv in string.Formatter().parse(text)
-                  if field is not None]
-    except ValueError as exc:
-        raise ConfigError("%s: %s %r: %s (write {{ and }} for literal braces)" % (label, what, text, exc))
-    for field in fields:
-        if input_store.is_field(field):            # {inputs[NAME]}
-            input_store.check_field(label, what, text, field, inputs)
-            continue
-        if field not in names:
-            raise ConfigError("%s: %s %r uses {%s}; only %s are known (write {{ and }} for literal "
-                              "braces)" % (label, what, text, field, known))
-        if field == "geometry" and geometry is None:
-            raise ConfigError("%s: %s %r uses {geometry} but the run has none" % (label, what, text))
-    try:
-        text.format(**dict(_SAMPLE_FIELDS, **(params or {})))
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
-        raise ConfigError("%s: %s %r: %s" % (label, what, text, exc))
-    return text
 
 
 class Run:
@@ -194,30 +103,30 @@ class Run:
         for arg in args:
             if not isinstance(arg, (str, int, float)) or isinstance(arg, bool):
                 raise ConfigError("%s: argument %r must be a string or number" % (label, arg))
-            self.args.append(_check_fields(label, "argument", str(arg), geometry, self.params, self.inputs))
-        if cores is not None and not _positive(cores):
+            self.args.append(check_fields(label, "argument", str(arg), geometry, self.params, self.inputs))
+        if cores is not None and not positive(cores):
             raise ConfigError("%s: cores must be a positive integer" % label)
         self.cores = cores
-        if not _positive(threads):
+        if not positive(threads):
             raise ConfigError("%s: threads must be a positive integer" % label)
         self.threads = threads
         if cores is not None and cores % threads:
             raise ConfigError("%s: cores=%d is not a multiple of threads=%d (cores counts every core: "
                               "tasks x threads)" % (label, cores, threads))
-        if nodes is not None and not _positive(nodes):
+        if nodes is not None and not positive(nodes):
             raise ConfigError("%s: nodes must be a positive integer" % label)
         self.nodes = nodes
-        if gpus is not None and not _positive(gpus):
+        if gpus is not None and not positive(gpus):
             raise ConfigError("%s: gpus must be a positive integer (GPUs per node)" % label)
         #: GPUs per node the job asks for (None: none); the scheduler template writes the request
         self.gpus = gpus
         if not isinstance(walltime, str) or not WALLTIME_RE.match(walltime):
             raise ConfigError("%s: walltime %r must look like HH:MM:SS or D-HH:MM:SS" % (label, walltime))
         self.walltime = walltime
-        self.env = _check_env(label, env)
+        self.env = check_env(label, env)
         for key, value in self.env.items():
-            _check_fields(label, "env %s value" % key, value, geometry, self.params, self.inputs)
-        self.outputs = recipe.outputs if outputs is None else _check_outputs(label, outputs)
+            check_fields(label, "env %s value" % key, value, geometry, self.params, self.inputs)
+        self.outputs = recipe.outputs if outputs is None else check_outputs(label, outputs)
 
     def layout(self, cores, corespernode, cores_from="", machine=""):
         """The run's :data:`Layout` for ``cores`` on nodes of ``corespernode`` cores (None: unknown).
@@ -293,10 +202,10 @@ class Recipe:
                 or ".." in executable.split("/") or not OUTPUT_RE.match(executable) or "*" in executable:
             raise ConfigError("%s: executable must be a plain path relative to the build directory" % label)
         self.executable = executable
-        self.cmake_options = _check_options(label + ": cmake_options", cmake_options or {})
+        self.cmake_options = check_options(label + ": cmake_options", cmake_options or {})
         self.machine_cmake_options = {}
         for machine, options in (machine_cmake_options or {}).items():
-            self.machine_cmake_options[machine] = _check_options(
+            self.machine_cmake_options[machine] = check_options(
                 "%s: machine_cmake_options[%s]" % (label, machine), options)
         if make_jobs is not None and (not isinstance(make_jobs, int) or make_jobs < 1):
             raise ConfigError("%s: make_jobs must be a positive integer" % label)
@@ -315,12 +224,12 @@ class Recipe:
                                   "(job.*, submit.log, previous, the executable); rename the file"
                                   % (label, gname, base))
             self.geometries[gname] = path
-        self.outputs = _check_outputs(label, outputs)
+        self.outputs = check_outputs(label, outputs)
         self.inputs = input_store.check_declared(label, inputs, executable, check_name)
         if isinstance(modules, str) or not all(isinstance(m, str) for m in modules):
             raise ConfigError("%s: modules must be a list of strings" % label)
         self.modules = list(modules)
-        self.env = _check_env(label, env)
+        self.env = check_env(label, env)
         if build_target is not None and not NAME_RE.match(str(build_target)):
             raise ConfigError("%s: build_target must be a plain target name" % label)
         self.build_target = build_target
@@ -371,7 +280,7 @@ class Recipe:
         """
         label = "recipe %s: sweep %s" % (self.name, name)
         check_name("sweep", name)
-        if not _positive(replicas):
+        if not positive(replicas):
             raise ConfigError("%s: replicas must be a positive integer" % label)
         if names is not None and not isinstance(names, str):
             raise ConfigError("%s: names must be a pattern string such as 'f{force}-r{replica}'" % label)

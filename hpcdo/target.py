@@ -40,7 +40,8 @@ from . import ConfigError
 from . import jobscript as jobscripts
 from . import config, launchers, signature
 from . import inputs as input_store
-from .recipe import Git, OPTION_RE
+from .recipe import Git
+from .recipe_checks import OPTION_RE
 from .remote import scripts
 
 #: a Git ref that is a whole commit id: it never moves, so it is never looked up
