@@ -18,7 +18,8 @@ def test_unknown_machine(local_project):
     assert out.rc == 0
     out = local_project.doit("list", "machine=archer", ok=None)
     # doit takes the last machine= word
-    one_error_line(out, "unknown machine 'archer'", "did you mean 'archer2'", "known machines:", "localhost, minerva")
+    one_error_line(out, "unknown machine 'archer'", "did you mean 'archer2'", "known machines:",
+                   "localhost, lumi, minerva", "tianhe2 (also th2a, tianhe)")
 
 
 def test_bad_yaml_names_file_and_line(local_project):
